@@ -1,0 +1,44 @@
+"""The JAX runtime a run needs: precision, the persistent compilation cache, the platform."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/jax_mlp/xla``, or ``~/.cache/jax_mlp/xla``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "jax_mlp" / "xla"
+
+
+def configure(*, x64: bool, compilation_cache: bool, cache_dir: str | None) -> None:
+    """Sets JAX's global switches before any array of the run exists.
+
+    float64 is switched on when asked and never switched off here: code keeps its dtypes explicit,
+    so a float32 run gives the same numbers in a process that has float64 enabled.
+    The persistent cache keeps every compiled program (no minimum compile time), so a second
+    identical run loads its programs instead of compiling them.
+    """
+    if x64:
+        jax.config.update("jax_enable_x64", True)
+    if compilation_cache:
+        path = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        path.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def describe() -> dict[str, Any]:
+    """The platform, devices and JAX version, for `summary.json`."""
+    devices = jax.devices()
+    return {
+        "platform": devices[0].platform,
+        "device_kind": devices[0].device_kind,
+        "device_count": len(devices),
+        "jax_version": jax.__version__,
+    }

@@ -1,0 +1,6 @@
+"""Train an MLP from the Hydra configs in conf/: ``python scripts/train.py [key=value ...] [-m]``."""
+
+from jax_mlp import run
+
+if __name__ == "__main__":
+    run.main()

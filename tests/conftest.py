@@ -1,0 +1,57 @@
+"""Test-wide JAX settings and helpers.
+
+float64 is on for every test (code under test keeps dtypes explicit, so float32 paths stay
+float32), and implicit rank promotion raises so that shape mistakes surface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An XDG cache folder shared by the subprocesses of one test session."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture
+def run_script(cache_home: Path):
+    """Runs ``python scripts/<name> args...`` in a subprocess; returns the CompletedProcess."""
+
+    def run(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+        env.pop("HYDRA_FULL_ERROR", None)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / name), *args],
+            capture_output=True, text=True, env=env, cwd=cwd or ROOT, timeout=300,
+        )
+
+    return run
+
+
+@pytest.fixture
+def train_cli(run_script, tmp_path: Path):
+    """Runs ``scripts/train.py`` with its run folder in tmp_path; returns (process, folder)."""
+
+    def train(*overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+        out = tmp_path / "run"
+        return run_script("train.py", f"hydra.run.dir={out}", *overrides), out
+
+    return train
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
