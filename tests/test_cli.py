@@ -1,0 +1,84 @@
+"""End to end through `scripts/train.py` in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import read_jsonl
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_command_trains_the_note(train_cli):
+    result, out = train_cli()
+    assert result.returncode == 0, result.stderr
+    assert "step 0 loss 15.6286" in result.stdout
+    assert "step 1000 loss" in result.stdout and "final loss" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 1000
+    assert summary["initial_loss"] == pytest.approx(15.628558, abs=1e-5)
+    assert summary["objective"] == summary["train_loss"] < 1e-6
+    assert summary["wall_seconds"] > 0
+    metrics = read_jsonl(out / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == list(range(0, 1001, 100))
+    assert all(m["lr"] == 0.1 for m in metrics)
+    with np.load(out / "params.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == [f"layers.{l}.{k}" for l in range(3) for k in ("b", "w")]
+        assert npz["layers.1.w"].shape == (2, 2)
+    assert (out / ".hydra" / "config.yaml").exists() and (out / "train.log").read_text().count("step") >= 11
+
+
+def test_overrides_reach_the_outputs(train_cli):
+    result, out = train_cli("optimizer.lr=0.05", "trainer.steps=10", "trainer.log_every=5")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lr"] == 0.05 and summary["steps"] == 10
+    assert summary["config"]["optimizer"]["lr"] == 0.05 and summary["config"]["trainer"]["steps"] == 10
+    metrics = read_jsonl(out / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [0, 5, 10]
+    assert all(m["lr"] == 0.05 for m in metrics)
+
+
+def test_an_mlp_from_the_command_line_trains(train_cli):
+    result, out = train_cli("model=mlp", "model.hidden=[8,8]", "model.activation=tanh", "trainer.steps=300")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["model"]["hidden"] == [8, 8]
+    assert summary["train_loss"] < 0.5 * summary["initial_loss"]
+    with np.load(out / "params.npz", allow_pickle=False) as npz:
+        assert npz["layers.0.w"].shape == (1, 8) and npz["layers.2.w"].shape == (8, 1)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("optimizer.lr=-1", "optimizer.lr must be a positive finite number"),
+    ("optimizer.lr=abc", "optimizer.lr must be a number, got 'abc'"),
+    ("model.hidden=[0]", "model.hidden must be a list of positive widths"),
+    ("foo=1", "unknown config key 'foo'; allowed here: data, model, optimizer, seed, trainer"),
+    ("model.activation=swish", "model.activation must be one of elu, gelu"),
+    ("model=resnet", "model=resnet is not a config option; choose one of mlp, seed_note"),
+])
+def test_bad_command_lines_exit_2_with_one_line(train_cli, override, expected):
+    result, out = train_cli(override)
+    assert result.returncode == 2
+    assert result.stderr.startswith("jax_mlp: error: " + expected)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (out / "summary.json").exists()
+
+
+def test_a_diverging_run_exits_3_and_says_so(train_cli):
+    result, out = train_cli("optimizer.lr=1000")
+    assert result.returncode == 3
+    assert "training diverged at step 100" in result.stderr and "optimizer.lr=1000" in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["objective"] == "inf"
+
+
+def test_multirun_writes_a_folder_per_job(run_script, tmp_path):
+    result = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path}", "optimizer.lr=0.05,0.1",
+                        "trainer.steps=20")
+    assert result.returncode == 0, result.stderr
+    objectives = [json.loads((tmp_path / str(job) / "summary.json").read_text())["lr"] for job in (0, 1)]
+    assert objectives == [0.05, 0.1]

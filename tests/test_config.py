@@ -1,0 +1,72 @@
+"""The schema, its checks, and the one-line messages for composition errors (in-process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jax_mlp import config
+from jax_mlp.errors import UserError
+
+
+def _load(*overrides: str) -> config.Config:
+    return config.load(config.compose(list(overrides)))
+
+
+def _message(*overrides: str) -> str:
+    try:
+        _load(*overrides)
+    except UserError as error:
+        return str(error)
+    except Exception as error:  # Hydra's composition errors, as the command line sees them
+        return config.describe_error(error)
+    raise AssertionError(f"{overrides} was accepted")
+
+
+def test_groups_compose_into_their_schemas():
+    cfg = _load("model=mlp", "optimizer=adamw", "optimizer.lr=0.01", "seed=3")
+    assert isinstance(cfg.optimizer, config.AdamWConfig)
+    assert cfg.optimizer.lr == 0.01 and cfg.optimizer.weight_decay == 1e-4
+    assert cfg.model.hidden == [32, 32] and cfg.model.init == "glorot_uniform"
+    assert cfg.seed == 3
+    assert config.optimizer_hyperparams(cfg.optimizer) == {
+        "learning_rate": 0.01, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 1e-4}
+
+
+def test_momentum_preset():
+    cfg = _load("optimizer=momentum")
+    assert (cfg.optimizer.name, cfg.optimizer.momentum, cfg.optimizer.nesterov) == ("sgd", 0.9, True)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["optimizer.lr=-1"], "optimizer.lr must be a positive finite number, got -1.0"),
+    (["optimizer.lr=abc"], "optimizer.lr must be a number, got 'abc'"),
+    (["optimizer.lr=inf"], "optimizer.lr must be a positive finite number, got inf"),
+    (["model.hidden=[0]"], "model.hidden must be a list of positive widths, got [0]"),
+    (["model.hidden=[a]"], "model.hidden[0] must be an integer, got 'a'"),
+    (["foo=1"], "unknown config key 'foo'; allowed here: data, model, optimizer, seed, trainer"),
+    (["+foo=1"], "unknown config key 'foo'; allowed here: data, model, optimizer, seed, trainer"),
+    (["+model.depth=3"], "unknown config key 'model.depth'; allowed here: activation, hidden, init, "
+                         "init_scale, input_size, output_activation, output_size, weights"),
+    (["optimizer.b1=0.5"], "unknown config key 'optimizer.b1'; allowed here: lr, momentum, name, nesterov"),
+    (["model.activation=swish"], "model.activation must be one of elu, gelu, identity, leaky_relu, "
+                                 "relu, selu, sigmoid, silu, softplus, tanh, got 'swish'"),
+    (["model.output_activation=soft"], "model.output_activation must be one of elu,"),
+    (["model=mlp", "model.init=orthogonal"], "model.init must be one of explicit, glorot_normal,"),
+    (["model=resnet"], "model=resnet is not a config option; choose one of mlp, seed_note"),
+    (["optimizer=lbfgs"], "optimizer=lbfgs is not a config option; choose one of adam, adamw, momentum, sgd"),
+    (["optimizer.momentum=1"], "optimizer.momentum must be in [0, 1), got 1.0"),
+    (["optimizer=adam", "optimizer.b2=1.5"], "optimizer.b2 must be in [0, 1), got 1.5"),
+    (["optimizer=adamw", "optimizer.weight_decay=-1"], "optimizer.weight_decay must be a finite number >= 0"),
+    (["trainer.steps=0"], "trainer.steps must be a positive integer, got 0"),
+    (["trainer.log_every=-5"], "trainer.log_every must be a positive integer, got -5"),
+    (["trainer.loss=l1"], "trainer.loss must be one of huber, mae, mse, got 'l1'"),
+    (["trainer.x64=maybe"], "trainer.x64: Value 'maybe' is not a valid bool"),
+    (["seed=-1"], "seed must be an integer in [0, 2**32), got -1"),
+    (["seed=1.5"], "seed must be an integer, got '1.5'"),
+    (["model=mlp", "model.weights=[1]"], "model.weights must be given exactly when model.init is explicit"),
+    (["optimizer.lr=[1"], "cannot parse the override 'optimizer.lr=[1'"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(overrides, expected):
+    message = _message(*overrides)
+    assert message.startswith(expected)
+    assert "\n" not in message

@@ -1,0 +1,80 @@
+"""Losses against hand values; optimizers against the update rules and Optax's own."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jax_mlp import losses, optim
+from jax_mlp.errors import UserError
+
+PRED = jnp.array([[1.0, 2.0], [3.0, -1.0]])
+TARGET = jnp.array([[1.5, 2.0], [0.0, -1.0]])
+
+
+def test_mse_mae_huber_values():
+    assert float(losses.mse(PRED, TARGET)) == pytest.approx((0.25 + 0 + 9 + 0) / 4)
+    assert float(losses.mae(PRED, TARGET)) == pytest.approx((0.5 + 0 + 3 + 0) / 4)
+    assert float(losses.huber(PRED, TARGET)) == pytest.approx((0.5 * 0.25 + 0 + (3 - 0.5) + 0) / 4)
+    assert float(losses.huber(PRED, TARGET, delta=2.0)) == pytest.approx((0.125 + 2 * (3 - 1)) / 4)
+    with pytest.raises(UserError, match="unknown loss 'l3'; choose one of mse, mae, huber"):
+        losses.loss_fn("l3")
+
+
+PARAMS = {"w": jnp.array([1.0, -2.0, 3.0])}
+GRADS = {"w": jnp.array([0.5, 0.25, -1.0])}
+
+
+def _steps(tx, n=3):
+    params, state = PARAMS, tx.init(PARAMS)
+    for _ in range(n):
+        updates, state = tx.update(GRADS, state, params)
+        params = optax.apply_updates(params, updates)
+    return params, state
+
+
+def test_sgd_is_w_minus_lr_grad_and_keeps_lr_in_state():
+    kind = optim.kind_of("sgd", {"learning_rate": 0.1, "momentum": 0.0})
+    assert kind == optim.OptimizerKind("sgd", momentum=False, nesterov=False)
+    params, state = _steps(optim.make_optimizer(kind, {"learning_rate": 0.1}, dtype=jnp.float64), n=1)
+    np.testing.assert_allclose(params["w"], PARAMS["w"] - 0.1 * GRADS["w"], rtol=1e-15)
+    assert float(optim.learning_rate(state)) == 0.1
+    assert optim.learning_rate(state).dtype == jnp.float64
+
+
+def test_update_reads_the_learning_rate_from_the_state():
+    kind = optim.kind_of("sgd", {})
+    tx_a = optim.make_optimizer(kind, {"learning_rate": 0.5}, dtype=jnp.float64)
+    tx_b = optim.make_optimizer(kind, {"learning_rate": 0.001}, dtype=jnp.float64)
+    state = tx_a.init(PARAMS)
+    updates, _ = tx_b.update(GRADS, state, PARAMS)
+    np.testing.assert_allclose(updates["w"], -0.5 * GRADS["w"], rtol=1e-15)
+
+
+@pytest.mark.parametrize("name, hyper, reference", [
+    ("sgd", {"learning_rate": 0.1, "momentum": 0.9}, optax.sgd(0.1, momentum=0.9)),
+    ("adam", {"learning_rate": 0.01}, optax.adam(0.01)),
+    ("adamw", {"learning_rate": 0.01, "weight_decay": 0.1}, optax.adamw(0.01, weight_decay=0.1)),
+])
+def test_optimizers_match_optax(name, hyper, reference):
+    tx = optim.make_optimizer(optim.kind_of(name, hyper), hyper, dtype=jnp.float64)
+    ours, _ = _steps(tx)
+    theirs, _ = _steps(reference)
+    np.testing.assert_allclose(ours["w"], theirs["w"], rtol=1e-12)
+
+
+def test_nesterov_differs_from_heavy_ball():
+    hyper = {"learning_rate": 0.1, "momentum": 0.9}
+    nesterov, _ = _steps(optim.make_optimizer(optim.kind_of("sgd", hyper, True), hyper, dtype=jnp.float64))
+    reference, _ = _steps(optax.sgd(0.1, momentum=0.9, nesterov=True))
+    np.testing.assert_allclose(nesterov["w"], reference["w"], rtol=1e-12)
+
+
+def test_unknown_optimizer_and_hyperparameter():
+    with pytest.raises(UserError, match="unknown optimizer 'rmsprop'; choose one of sgd, adam, adamw"):
+        optim.kind_of("rmsprop", {})
+    with pytest.raises(UserError, match="sgd has no hyperparameter 'b1'"):
+        optim.make_optimizer(optim.kind_of("sgd", {}), {"b1": 0.9})

@@ -1,0 +1,144 @@
+"""The training step, the compiled span, `fit`, and whole runs in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jax_mlp import config, model, optim, run, train
+from jax_mlp.checkpoint import load_params
+
+
+def _problem(dtype=jnp.float32, lr=0.1, momentum=0.0, activation="tanh"):
+    sizes = (2, 8, 8, 1)
+    params = model.init_params(jax.random.key(0), sizes, dtype=dtype)
+    x = jax.random.normal(jax.random.key(1), (16, 2), dtype)
+    y = jnp.sin(x[:, :1]) * 2.0
+    hyper = {"learning_rate": lr, "momentum": momentum}
+    kind = optim.kind_of("sgd", hyper)
+    task = train.Task(model.MLP(sizes, activation, "identity"), "mse", kind)
+    state = train.init_state(params, optim.make_optimizer(kind, hyper, dtype=dtype), jax.random.key(2))
+    return state, x, y, task
+
+
+def test_jitted_and_unjitted_steps_agree():
+    state, x, y, task = _problem(jnp.float64)
+    eager_state, eager_loss = train.make_train_step(task)(state, x, y)
+    jit_state, jit_loss = train.compiled(task).train_step(state, x, y)
+    assert float(jit_loss) == pytest.approx(float(eager_loss), rel=1e-14)
+    for a, b in zip(jax.tree_util.tree_leaves(eager_state), jax.tree_util.tree_leaves(jit_state)):
+        if jnp.issubdtype(a.dtype, jnp.floating):
+            np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_span_equals_a_python_loop_of_steps(momentum):
+    state, x, y, task = _problem(jnp.float32, momentum=momentum)
+    step = train.compiled(task).train_step
+    looped, losses = state, []
+    for _ in range(25):
+        looped, loss = step(looped, x, y)
+        losses.append(float(loss))
+    fused = train.fit(state, x, y, task, steps=25, log_every=10).state
+    for a, b in zip(jax.tree_util.tree_leaves(looped.params), jax.tree_util.tree_leaves(fused.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert int(fused.step) == 25
+
+
+def test_fit_logs_mean_loss_of_each_interval():
+    state, x, y, task = _problem(jnp.float64)
+    step = train.compiled(task).train_step
+    probe, losses = state, []
+    for _ in range(7):
+        probe, loss = step(probe, x, y)
+        losses.append(float(loss))
+    logged = []
+    train.fit(state, x, y, task, steps=7, log_every=3, on_log=lambda s, m: logged.append((s, m)))
+    assert [s for s, _ in logged] == [3, 6, 7]
+    assert logged[0][1]["loss"] == pytest.approx(np.mean(losses[:3]), rel=1e-12)
+    assert logged[2][1]["loss"] == pytest.approx(losses[6], rel=1e-12)
+    assert logged[0][1]["lr"] == 0.1
+
+
+def test_fit_compiles_once_across_spans_lengths_and_learning_rates():
+    state, x, y, task = _problem(jnp.float32, activation="softplus")  # a task no other test uses
+    span = train.compiled(task).train_span
+    assert span._cache_size() == 0
+    train.fit(state, x, y, task, steps=25, log_every=10)  # spans of 10, 10 and 5
+    other_state, *_ = _problem(jnp.float32, lr=0.003, activation="softplus")
+    train.fit(other_state, x, y, task, steps=30, log_every=7)
+    assert span._cache_size() == 1
+
+
+def test_fit_stops_at_the_log_point_where_the_loss_stops_being_finite():
+    state, x, y, task = _problem(jnp.float32, lr=1e4)
+    logged = []
+    result = train.fit(state, x, y, task, steps=1000, log_every=50, on_log=lambda s, m: logged.append(s))
+    assert result.diverged_at == 50 and logged == [50]
+
+
+def _execute(tmp_path: Path, *overrides: str) -> tuple[run.Outcome, Path]:
+    cfg = config.load(config.compose(["trainer.compilation_cache=false", *overrides]))
+    return run.execute(cfg, tmp_path), tmp_path
+
+
+def test_default_run_writes_its_outputs(tmp_path):
+    outcome, out = _execute(tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and outcome.status == "completed"
+    assert summary["steps"] == 1000
+    assert summary["initial_loss"] == pytest.approx(15.628558, abs=1e-5)
+    assert summary["objective"] == summary["train_loss"] == outcome.objective
+    assert summary["train_loss"] < 1e-6
+    assert summary["config"]["optimizer"] == {"name": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": False}
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == list(range(0, 1001, 100))
+    assert lines[0] == {"step": 0, "loss": 15.628558, "lr": 0.1}
+    params = load_params(out / "params.npz")
+    assert [p["w"].shape for p in params] == [(1, 2), (2, 2), (2, 1)]
+    assert params[0]["w"].dtype == np.float32
+
+
+def test_same_seed_gives_bit_identical_params(tmp_path):
+    overrides = ["model=mlp", "model.hidden=[8]", "trainer.steps=50", "seed=7"]
+    _execute(tmp_path / "a", *overrides)
+    _execute(tmp_path / "b", *overrides)
+    a, b = load_params(tmp_path / "a" / "params.npz"), load_params(tmp_path / "b" / "params.npz")
+    for pa, pb in zip(a, b):
+        for name in ("w", "b"):
+            assert pa[name].tobytes() == pb[name].tobytes()
+
+
+def test_a_different_seed_gives_different_initial_params():
+    cfg = config.load(config.compose(["model=mlp"]))
+    sizes = (1, *cfg.model.hidden, 1)
+    first = run.build_params(cfg.model, sizes, run.named_key(jax.random.key(0), "init"), jnp.float32)
+    second = run.build_params(cfg.model, sizes, run.named_key(jax.random.key(1), "init"), jnp.float32)
+    again = run.build_params(cfg.model, sizes, run.named_key(jax.random.key(0), "init"), jnp.float32)
+    assert not np.array_equal(first[0]["w"], second[0]["w"])
+    np.testing.assert_array_equal(first[0]["w"], again[0]["w"])
+
+
+def test_float64_run(tmp_path):
+    outcome, out = _execute(tmp_path, "trainer.x64=true", "trainer.steps=1")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dtype"] == "float64"
+    assert load_params(out / "params.npz")[2]["b"][0] == pytest.approx(0.233287, abs=1e-6)
+
+
+def test_divergence_is_reported_with_an_infinite_objective(tmp_path):
+    outcome, out = _execute(tmp_path, "optimizer.lr=1000")
+    summary = json.loads((out / "summary.json").read_text())
+    assert outcome.status == summary["status"] == "diverged"
+    assert outcome.objective == float("inf") and summary["objective"] == "inf"
+    assert "diverged at step 100" in outcome.message and "optimizer.lr=1000" in outcome.message
+
+
+def test_model_sizes_that_contradict_the_data_are_user_errors(tmp_path):
+    with pytest.raises(run.UserError, match="model.input_size is 3 but data 'seed_note' has 1"):
+        _execute(tmp_path, "model=mlp", "model.input_size=3")
