@@ -41,27 +41,111 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Base of the data sources; `source` picks the loader."""
+    """Base of the data sources; `source` picks the loader, the rest splits and scales."""
 
     name: str = MISSING
     source: str = MISSING
+    val_fraction: float = 0.0  # of all samples, seeded, stratified for classification
+    test_fraction: float = 0.0
+    standardize: bool = True  # inputs to mean 0, std 1, fitted on the training split
+    standardize_targets: bool = False  # regression targets too (metrics stay in their units)
+    drop_nonfinite: bool = False  # drop rows with NaN/inf instead of stopping
+    seed: Optional[int] = None  # null: the top-level seed
 
 
 @dataclass
 class InlineDataConfig(DataConfig):
-    """Arrays written in the config: rows of inputs `x` and of targets `y`."""
+    """Rows written in the config: inputs `x` and targets `y` (class labels for classification)."""
 
     source: str = "inline"
-    x: List[Any] = MISSING  # rows of numbers
+    x: List[Any] = MISSING
     y: List[Any] = MISSING
+    task: str = "regression"
+    num_classes: Optional[int] = None
+
+
+@dataclass
+class SineDataConfig(DataConfig):
+    """y = sin(x) + noise * N(0, 1), x uniform in [low, high]."""
+
+    source: str = "sine"
+    n: int = 512
+    noise: float = 0.0
+    low: float = -3.141592653589793
+    high: float = 3.141592653589793
+
+
+@dataclass
+class MoonsDataConfig(DataConfig):
+    source: str = "moons"
+    n: int = 1000
+    noise: float = 0.1
+
+
+@dataclass
+class SpiralsDataConfig(DataConfig):
+    source: str = "spirals"
+    n: int = 900
+    classes: int = 3
+    turns: float = 1.0
+    noise: float = 0.1
+
+
+@dataclass
+class BlobsDataConfig(DataConfig):
+    source: str = "blobs"
+    n: int = 1000
+    features: int = 2
+    classes: int = 3
+    cluster_std: float = 1.0
+
+
+@dataclass
+class SklearnDataConfig(DataConfig):
+    """A data set bundled with scikit-learn, chosen by `name`."""
+
+    source: str = "sklearn"
+
+
+@dataclass
+class CsvDataConfig(DataConfig):
+    source: str = "csv"
+    path: Optional[str] = None
+    target: Any = MISSING  # a column name (or number without header), or a list of them
+    features: Optional[List[Any]] = None  # null: every other column
+    header: bool = True
+    delimiter: str = ","
+    task: str = "regression"
+    num_classes: Optional[int] = None
+
+
+@dataclass
+class NpzDataConfig(DataConfig):
+    source: str = "npz"
+    path: Optional[str] = None
+    x_key: str = "x"
+    y_key: str = "y"
+    task: str = "regression"
+    num_classes: Optional[int] = None
+
+
+@dataclass
+class MnistDataConfig(DataConfig):
+    """MNIST or Fashion-MNIST (`name`) from the four IDX files in the folder `path`."""
+
+    source: str = "mnist"
+    path: Optional[str] = None
 
 
 @dataclass
 class OptimizerConfig:
-    """Base of the optimizers; `name` picks the algorithm."""
+    """Base of the optimizers; `name` picks the algorithm, `schedule` shapes the learning rate."""
 
     name: str = MISSING
     lr: float = 0.1
+    schedule: str = "constant"  # constant | cosine | warmup_cosine | linear
+    warmup_steps: int = 0  # for warmup_cosine
+    final_lr_fraction: float = 0.0  # where cosine, warmup_cosine and linear end, times lr
 
 
 @dataclass
@@ -89,9 +173,12 @@ class AdamWConfig(AdamConfig):
 
 @dataclass
 class TrainerConfig:
-    steps: int = 1000
-    log_every: int = 100
-    loss: str = "mse"
+    steps: Optional[int] = 1000  # optimizer steps; or null and set `epochs`
+    epochs: Optional[int] = None  # passes over the training split
+    batch_size: Optional[int] = None  # null: the full batch
+    log_every: int = 100  # steps between log lines
+    eval_every: Optional[int] = None  # epochs between validation passes; null: at every log line
+    loss: str = "auto"  # auto (mse, or cross-entropy for classification) | mse | mae | huber
     x64: bool = False  # train in float64
     compilation_cache: bool = True  # JAX's persistent compilation cache
     cache_dir: Optional[str] = None  # null: $XDG_CACHE_HOME/jax_mlp/xla (or ~/.cache/...)
@@ -106,10 +193,18 @@ class Config:
     seed: int = 0
 
 
+# The schema of each data source (by `source`) and optimizer (by `name`).
+DATA_SCHEMAS: dict[str, type] = {
+    "inline": InlineDataConfig, "sine": SineDataConfig, "moons": MoonsDataConfig,
+    "spirals": SpiralsDataConfig, "blobs": BlobsDataConfig, "sklearn": SklearnDataConfig,
+    "csv": CsvDataConfig, "npz": NpzDataConfig, "mnist": MnistDataConfig,
+}
+OPTIMIZER_SCHEMAS: dict[str, type] = {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig}
+
 _GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"": ModelConfig},
-    "data": {"_inline": InlineDataConfig},
-    "optimizer": {"_sgd": SGDConfig, "_adam": AdamConfig, "_adamw": AdamWConfig},
+    "data": {f"_{source}": schema for source, schema in DATA_SCHEMAS.items()},
+    "optimizer": {f"_{name}": schema for name, schema in OPTIMIZER_SCHEMAS.items()},
     "trainer": {"": TrainerConfig},
 }
 
@@ -152,6 +247,28 @@ def load(cfg: DictConfig) -> Config:
         raise UserError("the config does not follow the jax_mlp schema (is `schema` first in its defaults?)")
     check(obj)
     return obj
+
+
+def from_saved(saved: DictConfig | dict) -> Config:
+    """A run's saved config (``.hydra/config.yaml`` or summary.json's ``config``) as a checked `Config`.
+
+    Each group is read against the schema its ``source`` or ``name`` names, so the result does
+    not depend on what ``conf/`` holds today.
+    """
+    values = OmegaConf.to_container(saved, resolve=True) if isinstance(saved, DictConfig) else dict(saved)
+    values.pop("hydra", None)
+    try:
+        data_schema = DATA_SCHEMAS[values["data"]["source"]]
+        optimizer_schema = OPTIMIZER_SCHEMAS[values["optimizer"]["name"]]
+        node = OmegaConf.merge(
+            OmegaConf.structured(Config(model=ModelConfig(), data=data_schema(),
+                                        optimizer=optimizer_schema(), trainer=TrainerConfig())),
+            values)
+    except (KeyError, TypeError) as error:
+        raise UserError(f"the saved config lacks {error}; is it a jax_mlp run's config?") from None
+    except Exception as error:  # OmegaConf's validation errors
+        raise UserError(describe_error(error)) from None
+    return load(node)
 
 
 def _require(ok: bool, key: str, allowed: str, value: Any) -> None:
@@ -198,11 +315,45 @@ def check(cfg: Config) -> None:
         _require(math.isfinite(o.weight_decay) and o.weight_decay >= 0, "optimizer.weight_decay",
                  "a finite number >= 0", o.weight_decay)
 
+    _one_of("optimizer.schedule", o.schedule, optim.SCHEDULES)
+    _require(o.warmup_steps >= 0, "optimizer.warmup_steps", "an integer >= 0", o.warmup_steps)
+    _require(0 <= o.final_lr_fraction <= 1, "optimizer.final_lr_fraction", "in [0, 1]", o.final_lr_fraction)
+
+    check_data(cfg.data)
+
     t = cfg.trainer
-    _require(t.steps >= 1, "trainer.steps", "a positive integer", t.steps)
+    _require((t.steps is None) != (t.epochs is None), "trainer.steps / trainer.epochs",
+             "set one and the other null", f"steps={t.steps}, epochs={t.epochs}")
+    _require(t.steps is None or t.steps >= 1, "trainer.steps", "null or a positive integer", t.steps)
+    _require(t.epochs is None or t.epochs >= 1, "trainer.epochs", "null or a positive integer", t.epochs)
+    _require(t.batch_size is None or t.batch_size >= 1, "trainer.batch_size", "null or a positive integer",
+             t.batch_size)
     _require(t.log_every >= 1, "trainer.log_every", "a positive integer", t.log_every)
-    _one_of("trainer.loss", t.loss, losses.LOSSES)
+    _require(t.eval_every is None or t.eval_every >= 1, "trainer.eval_every", "null or a positive integer",
+             t.eval_every)
+    _one_of("trainer.loss", t.loss, ("auto", *losses.REGRESSION_LOSSES, "cross_entropy"))
     _require(0 <= cfg.seed < 2**32, "seed", "an integer in [0, 2**32)", cfg.seed)
+
+
+def check_data(d: DataConfig) -> None:
+    """Checks the data config's fractions and source-specific sizes."""
+    for key in ("val_fraction", "test_fraction"):
+        _require(0 <= getattr(d, key) < 1, f"data.{key}", "in [0, 1)", getattr(d, key))
+    _require(d.val_fraction + d.test_fraction < 1, "data.val_fraction + data.test_fraction",
+             "below 1 so that training data remain", d.val_fraction + d.test_fraction)
+    _require(d.seed is None or 0 <= d.seed < 2**32, "data.seed", "null or an integer in [0, 2**32)", d.seed)
+    if hasattr(d, "task"):
+        _one_of("data.task", d.task, ("regression", "classification"))
+    if hasattr(d, "num_classes"):
+        _require(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "null or at least 2",
+                 d.num_classes)
+    for key, least in (("n", 2), ("features", 1), ("classes", 2)):
+        if hasattr(d, key):
+            _require(getattr(d, key) >= least, f"data.{key}", f"an integer >= {least}", getattr(d, key))
+    for key in ("noise", "cluster_std"):
+        if hasattr(d, key):
+            _require(math.isfinite(getattr(d, key)) and getattr(d, key) >= 0, f"data.{key}",
+                     "a finite number >= 0", getattr(d, key))
 
 
 def optimizer_hyperparams(cfg: OptimizerConfig) -> dict[str, float]:
@@ -211,6 +362,13 @@ def optimizer_hyperparams(cfg: OptimizerConfig) -> dict[str, float]:
               "weight_decay": "weight_decay"}
     return {optax_name: float(getattr(cfg, key)) for key, optax_name in fields.items()
             if hasattr(cfg, key)}
+
+
+def optimizer_kind(cfg: OptimizerConfig, total_steps: int) -> optim.OptimizerKind:
+    """The static `OptimizerKind` of an optimizer config for a run of `total_steps` steps."""
+    return optim.kind_of(cfg.name, optimizer_hyperparams(cfg), getattr(cfg, "nesterov", False),
+                         schedule=cfg.schedule, steps=total_steps, warmup_steps=cfg.warmup_steps,
+                         final_fraction=cfg.final_lr_fraction)
 
 
 def describe_error(error: BaseException) -> str:

@@ -17,6 +17,7 @@ import optax
 from jax_mlp.errors import UserError
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "warmup_cosine", "linear")
 
 # Hyperparameters of each optimizer, with the defaults used where a config leaves them out.
 _DEFAULTS: dict[str, dict[str, float]] = {
@@ -34,19 +35,53 @@ class OptimizerKind:
       name: one of `OPTIMIZERS`.
       momentum: SGD keeps a momentum buffer (a momentum of exactly 0 needs none).
       nesterov: SGD uses Nesterov momentum.
+      schedule: one of `SCHEDULES`; the learning rate is multiplied by it, step by step.
+      steps: the schedule's length (the run's total number of steps).
+      warmup_steps: steps of linear warm-up from 0 (``warmup_cosine``).
+      final_fraction: the multiplier the decaying schedules end at.
     """
 
     name: str
     momentum: bool = False
     nesterov: bool = False
+    schedule: str = "constant"
+    steps: int = 0
+    warmup_steps: int = 0
+    final_fraction: float = 0.0
 
 
-def kind_of(name: str, hyperparams: Mapping[str, float], nesterov: bool = False) -> OptimizerKind:
-    """The `OptimizerKind` for a named optimizer with the given hyperparameters."""
+def kind_of(
+    name: str,
+    hyperparams: Mapping[str, float],
+    nesterov: bool = False,
+    *,
+    schedule: str = "constant",
+    steps: int = 0,
+    warmup_steps: int = 0,
+    final_fraction: float = 0.0,
+) -> OptimizerKind:
+    """The `OptimizerKind` for a named optimizer with the given hyperparameters and schedule."""
     if name not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if schedule not in SCHEDULES:
+        raise UserError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     has_momentum = name == "sgd" and float(hyperparams.get("momentum", 0.0)) != 0.0
-    return OptimizerKind(name=name, momentum=has_momentum, nesterov=has_momentum and nesterov)
+    if schedule == "constant":
+        steps, warmup_steps, final_fraction = 0, 0, 0.0
+    return OptimizerKind(name, has_momentum, has_momentum and nesterov, schedule, steps,
+                         warmup_steps if schedule == "warmup_cosine" else 0, final_fraction)
+
+
+def schedule_of(kind: OptimizerKind) -> optax.Schedule | None:
+    """The learning-rate multiplier of `kind` as a function of the step, None when constant."""
+    if kind.schedule == "cosine":
+        return optax.cosine_decay_schedule(1.0, max(kind.steps, 1), alpha=kind.final_fraction)
+    if kind.schedule == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, 1.0, kind.warmup_steps, max(kind.steps, 1),
+                                                  end_value=kind.final_fraction)
+    if kind.schedule == "linear":
+        return optax.linear_schedule(1.0, kind.final_fraction, max(kind.steps, 1))
+    return None
 
 
 def make_optimizer(
@@ -74,17 +109,24 @@ def make_optimizer(
         raise UserError(f"{kind.name} has no hyperparameter {sorted(unknown)[0]!r}")
     if kind.name == "sgd":
         inject = optax.inject_hyperparams(optax.sgd, static_args=("nesterov",), hyperparam_dtype=dtype)
-        if not kind.momentum:
-            return inject(learning_rate=values["learning_rate"])
-        return inject(
-            learning_rate=values["learning_rate"],
-            momentum=values["momentum"],
-            nesterov=kind.nesterov,
-        )
-    factory = optax.adam if kind.name == "adam" else optax.adamw
-    return optax.inject_hyperparams(factory, hyperparam_dtype=dtype)(**values)
+        if kind.momentum:
+            base = inject(learning_rate=values["learning_rate"], momentum=values["momentum"],
+                          nesterov=kind.nesterov)
+        else:
+            base = inject(learning_rate=values["learning_rate"])
+    else:
+        factory = optax.adam if kind.name == "adam" else optax.adamw
+        base = optax.inject_hyperparams(factory, hyperparam_dtype=dtype)(**values)
+    schedule = schedule_of(kind)
+    # Scaling the whole update by the schedule equals scheduling the learning rate (the rate is
+    # the last factor of every optimizer here), and keeps the peak rate an array in the state.
+    return base if schedule is None else optax.chain(base, optax.scale_by_schedule(schedule))
 
 
-def learning_rate(opt_state: Any) -> Any:
-    """The learning rate stored in an optimizer state built by `make_optimizer`."""
-    return opt_state.hyperparams["learning_rate"]
+def learning_rate(kind: OptimizerKind, opt_state: Any) -> Any:
+    """The learning rate the next update of an optimizer from `make_optimizer` will use."""
+    schedule = schedule_of(kind)
+    if schedule is None:
+        return opt_state.hyperparams["learning_rate"]
+    base = opt_state[0]
+    return base.hyperparams["learning_rate"] * schedule(base.count)

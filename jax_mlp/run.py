@@ -8,6 +8,7 @@ nothing of Hydra, so tests and other programs can call it with a loaded config a
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -22,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from omegaconf import DictConfig
 
-from jax_mlp import checkpoint, config, devices, model, optim, report, train
-from jax_mlp.data import Dataset, load_dataset
+from jax_mlp import checkpoint, config, devices, model, report, train
+from jax_mlp.data import Dataset, Scaling, Split, load_dataset
+from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
 from jax_mlp.logging import JsonlWriter
 
@@ -42,6 +44,16 @@ class Outcome:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A config made concrete: the data, the static task, and the training arrays' dtype."""
+
+    data: Dataset
+    task: train.Task
+    dtype: Any
+    total_steps: int
+
+
 def named_key(root: jax.Array, name: str) -> jax.Array:
     """The key for one named use of randomness (``init``, ``data``, ``train``), from the root."""
     return jax.random.fold_in(root, zlib.crc32(name.encode()))
@@ -57,6 +69,21 @@ def layer_sizes(cfg: config.ModelConfig, data: Dataset) -> tuple[int, ...]:
     return (data.input_size, *cfg.hidden, data.output_size)
 
 
+def loss_name(cfg: config.Config, data: Dataset) -> str:
+    """The loss to train with: the config's, or the task's natural one for ``auto``."""
+    if data.task == CLASSIFICATION:
+        if cfg.trainer.loss not in ("auto", "cross_entropy"):
+            raise UserError(f"trainer.loss={cfg.trainer.loss} is a regression loss but data "
+                            f"{data.name!r} is classification; use trainer.loss=auto")
+        if cfg.model.output_activation != "identity":
+            raise UserError(f"model.output_activation must be identity for classification (the loss "
+                            f"takes logits), got {cfg.model.output_activation!r}")
+        return "sigmoid_cross_entropy" if data.num_classes == 2 else "softmax_cross_entropy"
+    if cfg.trainer.loss == "cross_entropy":
+        raise UserError(f"trainer.loss=cross_entropy needs classification data; {data.name!r} is regression")
+    return "mse" if cfg.trainer.loss == "auto" else cfg.trainer.loss
+
+
 def build_params(cfg: config.ModelConfig, sizes: tuple[int, ...], key: jax.Array, dtype: Any) -> model.Params:
     """The initial params: the config's explicit weights, or drawn by the named initializer."""
     if cfg.init == "explicit":
@@ -64,70 +91,156 @@ def build_params(cfg: config.ModelConfig, sizes: tuple[int, ...], key: jax.Array
     return model.init_params(key, sizes, init=cfg.init, scale=cfg.init_scale, dtype=dtype)
 
 
+def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
+    """Loads the data (scaled by `scaling`, else by one fitted on it) and fixes the static task."""
+    dtype = jnp.float64 if cfg.trainer.x64 else jnp.float32
+    data_seed = cfg.seed if cfg.data.seed is None else cfg.data.seed
+    data = load_dataset(cfg.data, named_key(jax.random.key(data_seed), "data"), scaling)
+    sizes = layer_sizes(cfg.model, data)
+    mlp = model.MLP(sizes, cfg.model.activation, cfg.model.output_activation)
+    t = cfg.trainer
+    shape = train.Task(mlp, loss_name(cfg, data), None, len(data.train), t.batch_size)
+    total_steps = t.steps if t.steps is not None else t.epochs * shape.steps_per_epoch
+    task = dataclasses.replace(shape, optimizer=config.optimizer_kind(cfg.optimizer, total_steps))
+    return Problem(data, task, dtype, total_steps)
+
+
+def device_split(split: Split, problem: Problem) -> tuple[jax.Array, jax.Array]:
+    """A split's arrays on the default device: x in the training dtype, y likewise or int32 labels."""
+    y_dtype = jnp.int32 if problem.data.task == CLASSIFICATION else problem.dtype
+    return jax.device_put((np.asarray(split.x, problem.dtype), np.asarray(split.y, y_dtype)))
+
+
+def make_evaluator(problem: Problem):
+    """``evaluate(params, split_name) -> {metric: float}`` over the whole split."""
+    evaluate = train.compiled(problem.task).evaluate
+    scaling = problem.data.scaling
+    scale = jnp.asarray(np.ones(problem.data.output_size) if scaling.y_std is None else scaling.y_std,
+                        problem.dtype)
+    arrays = {name: device_split(split, problem) for name, split in problem.data.splits().items()}
+
+    def evaluate_split(params: model.Params, name: str) -> dict[str, float]:
+        metrics = evaluate(params, *arrays[name], scale)
+        return {key: train.shortest_float(value) for key, value in jax.device_get(metrics).items()}
+
+    return evaluate_split
+
+
 def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     """Trains the run `cfg` describes and writes its outputs into `out_dir`.
 
-    Writes ``metrics.jsonl`` (one line a log point, step 0 first), ``summary.json`` and
-    ``params.npz``.
+    Writes ``scaling.json``, ``metrics.jsonl`` (one line a log point, step 0 first),
+    ``summary.json`` and ``params.npz``.
 
     Returns:
-      The `Outcome`; its objective is the final training loss, or inf when training diverged.
+      The `Outcome`; its objective is the final validation loss (the training loss when there is
+      no validation split), or inf when training diverged.
     """
     started = time.perf_counter()
     t = cfg.trainer
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
-    dtype = jnp.float64 if t.x64 else jnp.float32
+    problem = prepare(cfg)
+    data, task = problem.data, problem.task
     root = jax.random.key(cfg.seed)
-
-    data = load_dataset(cfg.data, named_key(root, "data"))
-    sizes = layer_sizes(cfg.model, data)
-    params = build_params(cfg.model, sizes, named_key(root, "init"), dtype)
+    params = build_params(cfg.model, task.mlp.sizes, named_key(root, "init"), problem.dtype)
     hyperparams = config.optimizer_hyperparams(cfg.optimizer)
-    kind = optim.kind_of(cfg.optimizer.name, hyperparams, getattr(cfg.optimizer, "nesterov", False))
-    task = train.Task(model.MLP(sizes, cfg.model.activation, cfg.model.output_activation), t.loss, kind)
-    state = train.init_state(params, optim.make_optimizer(kind, hyperparams, dtype=dtype),
-                             named_key(root, "train"))
-    x, y = jax.device_put((np.asarray(data.train.x, dtype), np.asarray(data.train.y, dtype)))
+    optimizer = train.optim.make_optimizer(task.optimizer, hyperparams, dtype=problem.dtype)
+    state = train.init_state(params, optimizer, named_key(root, "train"))
+    x, y = device_split(data.train, problem)
+    evaluate = make_evaluator(problem)
+    per_epoch = task.steps_per_epoch
+    eval_every = None if t.eval_every is None else t.eval_every * per_epoch
+    has_val = data.val is not None
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    loss_of = train.compiled(task).loss
-    initial_loss = train.shortest_float(loss_of(state.params, x, y))
-    log.info("model %s, %d params; data %s: %d samples; %s lr=%g; %d steps",
-             "-".join(map(str, sizes)), model.num_params(sizes), data.name, len(data.train),
-             cfg.optimizer.name, cfg.optimizer.lr, t.steps)
-    log.info("step %d loss %.6g", 0, initial_loss)
+    (out_dir / "scaling.json").write_text(json.dumps(data.scaling.as_dict()) + "\n")
+    log.info("model %s (%d params, %s); data %s: %s, %d train / %d val / %d test; %s lr=%g; "
+             "%d steps of %s", "-".join(map(str, task.mlp.sizes)), model.num_params(task.mlp.sizes),
+             task.loss, data.name, data.task, len(data.train), len(data.val or ()), len(data.test or ()),
+             cfg.optimizer.name, cfg.optimizer.lr, problem.total_steps,
+             "the full batch" if task.full_batch else f"batch {task.batch_size}")
+
+    def point_record(step: int, values: dict[str, float], params: model.Params) -> dict[str, Any]:
+        record = {"step": step, **({} if task.full_batch else {"epoch": round(step / per_epoch, 6)}),
+                  **values}
+        due = eval_every is None or step % eval_every == 0 or step == problem.total_steps
+        for name in ("val",) * (has_val and due) + ("test",) * (step == problem.total_steps and data.test is not None):
+            record.update({f"{name}_{k}": v for k, v in evaluate(params, name).items()})
+        return record
+
+    initial = evaluate(state.params, "train")
     with JsonlWriter(out_dir / "metrics.jsonl") as metrics:
-        metrics.write({"step": 0, "loss": initial_loss, "lr": cfg.optimizer.lr})
+        lr = train.optim.learning_rate(task.optimizer, state.opt_state)
+        first = point_record(0, {"loss": initial["loss"], "lr": train.shortest_float(lr)}, state.params)
+        metrics.write(first)
+        log.info(_describe(first))
 
-        def on_log(step: int, values: dict[str, float]) -> None:
-            metrics.write({"step": step, **values})
-            log.info("step %d loss %.6g lr %g", step, values["loss"], values["lr"])
+        def on_log(step: int, values: dict[str, float], state: train.TrainState) -> None:
+            record = point_record(step, values, state.params)
+            metrics.write(record)
+            log.info(_describe(record))
 
-        result = train.fit(state, x, y, task, steps=t.steps, log_every=t.log_every, on_log=on_log)
+        result = train.fit(state, x, y, task, steps=problem.total_steps, log_every=t.log_every,
+                           eval_every=eval_every, on_log=on_log)
 
-    final_loss = train.shortest_float(loss_of(result.state.params, x, y))
-    status = "completed" if result.diverged_at is None and np.isfinite(final_loss) else "diverged"
-    objective = report.finite_or_inf(final_loss) if status == "completed" else float("inf")
+    final = {f"{name}_{k}": v for name in data.splits()
+             for k, v in evaluate(result.state.params, name).items()}
+    diverged = result.diverged_at is not None or not np.isfinite(final["train_loss"])
+    status = "diverged" if diverged else "completed"
+    objective = float("inf") if diverged else report.finite_or_inf(final["val_loss" if has_val else "train_loss"])
     checkpoint.save_params(out_dir / "params.npz", result.state.params)
     report.write_summary(out_dir / "summary.json", {
         "status": status,
         "steps": int(result.state.step),
-        "initial_loss": initial_loss,
-        "train_loss": final_loss,
+        "epochs": round(int(result.state.step) / per_epoch, 6),
+        "initial_loss": initial["loss"],
+        **final,
         "objective": objective,
         "lr": cfg.optimizer.lr,
-        "dtype": jnp.dtype(dtype).name,
+        "task": data.task,
+        "loss": task.loss,
+        "samples": {name: len(split) for name, split in data.splits().items()},
+        "classes": list(data.class_names),
+        "dtype": jnp.dtype(problem.dtype).name,
         "wall_seconds": time.perf_counter() - started,
         **devices.describe(),
         "config": dataclasses.asdict(cfg),
     })
-    if status == "diverged":
+    if diverged:
         message = (f"training diverged at step {result.diverged_at}: the loss is not finite with "
                    f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
                    f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer")
         return Outcome(objective, status, message)
-    log.info("final loss %.6g after %d steps; outputs in %s", final_loss, int(result.state.step), out_dir)
+    log.info("final loss %.6g, objective %.6g; %s; outputs in %s", final["train_loss"], objective,
+             ", ".join(f"{k} {v:.6g}" for k, v in final.items() if k != "train_loss"), out_dir)
     return Outcome(objective, status)
+
+
+def _describe(record: dict[str, Any]) -> str:
+    """A metrics record as one log line: ``step 100 epoch 2 loss 0.1 lr 0.01 val_loss ...``."""
+    return " ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
+
+
+def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
+    """Metrics of a finished run's params on one split, with the run's own config and scaling.
+
+    Raises:
+      UserError: no such run folder, split or file.
+    """
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
+    cfg = config.from_saved(json.loads(summary_path.read_text())["config"])
+    devices.configure(x64=cfg.trainer.x64, compilation_cache=cfg.trainer.compilation_cache,
+                      cache_dir=cfg.trainer.cache_dir)
+    scaling = Scaling.from_dict(json.loads((run_dir / "scaling.json").read_text()))
+    problem = prepare(cfg, scaling)
+    if split not in problem.data.splits():
+        raise UserError(f"the run has no {split} split; it has {', '.join(problem.data.splits())}")
+    stored = checkpoint.load_params(run_dir / "params.npz")
+    params = [{k: jnp.asarray(v, problem.dtype) for k, v in layer.items()} for layer in stored]
+    return make_evaluator(problem)(params, split)
 
 
 def run(cfg: DictConfig) -> float:
@@ -152,10 +265,11 @@ def _task(cfg: DictConfig) -> float:
     try:
         return run(cfg)
     except UserError as error:
-        _exit_user_error(str(error))
+        exit_user_error(str(error))
 
 
-def _exit_user_error(message: str) -> None:
+def exit_user_error(message: str) -> None:
+    """Prints ``jax_mlp: error: MESSAGE`` on stderr and exits with status 2."""
     print(f"jax_mlp: error: {message}", file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
 
@@ -173,4 +287,4 @@ def main() -> None:
     try:
         app()
     except (HydraException, OmegaConfBaseException) as error:
-        _exit_user_error(config.describe_error(error))
+        exit_user_error(config.describe_error(error))

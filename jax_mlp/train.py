@@ -1,13 +1,15 @@
-"""Training: the state, one step, a compiled run of steps, and the Python loop that drives it.
+"""Training: the state, one step, a compiled run of steps, evaluation, and the loop that drives them.
 
 The compiled core is `train_span`: one `jax.jit` call that runs any number of steps inside a
-`jax.lax.fori_loop` on data already on the device, and returns the loss reduced over those steps.
-`fit` calls it once a log interval, so Python only sees the log points.
+`jax.lax.fori_loop` on data already on the device: it shuffles at each epoch start, gathers each
+batch, takes the gradient and applies the update, and returns the loss reduced over its steps.
+`fit` calls it once between two log or evaluation points, so Python only sees those points.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -27,7 +29,7 @@ class TrainState(NamedTuple):
       params: the model's params pytree (see `jax_mlp.model`).
       opt_state: the optimizer state, holding the hyperparameters as arrays.
       step: number of updates applied so far, an int32 scalar.
-      key: the typed PRNG key for data order and other training randomness.
+      key: the typed PRNG key of the data order; epoch ``e`` shuffles with ``fold_in(key, e)``.
     """
 
     params: model.Params
@@ -41,12 +43,10 @@ class SpanMetrics(NamedTuple):
 
     Attributes:
       loss: mean training loss over the span's steps (each taken before its update).
-      last_loss: the loss of the span's last step.
       finite: whether every loss of the span and the params after it are finite.
     """
 
     loss: jax.Array
-    last_loss: jax.Array
     finite: jax.Array
 
 
@@ -57,23 +57,37 @@ class Task:
     Attributes:
       mlp: the network's structure.
       loss: a name in `jax_mlp.losses.LOSSES`.
-      optimizer: the optimizer's algorithm and switches (its numbers live in the state).
+      optimizer: the optimizer's algorithm, switches and schedule (its numbers live in the state).
+      num_train: number of training samples.
+      batch_size: samples per step; None (or at least `num_train`) trains on the full batch.
     """
 
     mlp: model.MLP
     loss: str
     optimizer: optim.OptimizerKind
+    num_train: int = 0
+    batch_size: int | None = None
+
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size is None or self.batch_size >= self.num_train
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps that see every training sample once; the last batch of an epoch may be partial."""
+        return 1 if self.full_batch else math.ceil(self.num_train / self.batch_size)
 
 
-def objective(task: Task) -> Callable[[model.Params, jax.Array, jax.Array], jax.Array]:
-    """The training loss as a pure function ``(params, x (batch, n_in), y (batch, n_out)) -> ()``."""
+def objective(task: Task) -> Callable[..., jax.Array]:
+    """The training loss as a pure function ``(params, x (b, n_in), y, weights (b,) | None) -> ()``."""
     loss = losses.loss_fn(task.loss)
     apply = functools.partial(
         model.apply, activation=task.mlp.activation, output_activation=task.mlp.output_activation
     )
 
-    def loss_of_params(params: model.Params, x: jax.Array, y: jax.Array) -> jax.Array:
-        return loss(apply(params, x), y)
+    def loss_of_params(params: model.Params, x: jax.Array, y: jax.Array,
+                       weights: jax.Array | None = None) -> jax.Array:
+        return loss(apply(params, x), y, weights)
 
     return loss_of_params
 
@@ -85,14 +99,15 @@ def init_state(
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), key)
 
 
-def make_train_step(task: Task) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, jax.Array]]:
-    """A pure (un-jitted) step ``(state, x, y) -> (new_state, loss before the update)``."""
+def make_train_step(task: Task) -> Callable[..., tuple[TrainState, jax.Array]]:
+    """A pure (un-jitted) step ``(state, x, y, weights=None) -> (new_state, loss before the update)``."""
     loss_of_params = objective(task)
     # The numbers given here only seed `init`; `update` reads the state's hyperparameters.
     optimizer = optim.make_optimizer(task.optimizer)
 
-    def train_step(state: TrainState, x: jax.Array, y: jax.Array) -> tuple[TrainState, jax.Array]:
-        loss, grads = jax.value_and_grad(loss_of_params)(state.params, x, y)
+    def train_step(state: TrainState, x: jax.Array, y: jax.Array,
+                   weights: jax.Array | None = None) -> tuple[TrainState, jax.Array]:
+        loss, grads = jax.value_and_grad(loss_of_params)(state.params, x, y, weights)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1, state.key), loss
@@ -100,33 +115,91 @@ def make_train_step(task: Task) -> Callable[[TrainState, jax.Array, jax.Array], 
     return train_step
 
 
-def make_train_span(task: Task) -> Callable[[TrainState, jax.Array, jax.Array, jax.Array], tuple[TrainState, SpanMetrics]]:
-    """A pure function that runs `num_steps` full-batch steps in one `lax.fori_loop`.
+def epoch_order(task: Task, key: jax.Array, epoch: jax.Array) -> jax.Array:
+    """Sample indices of one epoch, (steps_per_epoch, batch_size): a fresh permutation, padded
+    at the end (with index 0, weighted 0) to fill the last batch."""
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), task.num_train)
+    padding = task.steps_per_epoch * task.batch_size - task.num_train
+    if padding:
+        order = jnp.concatenate([order, jnp.zeros((padding,), order.dtype)])
+    return order.reshape(task.steps_per_epoch, task.batch_size)
 
-    The returned ``train_span(state, x, y, num_steps)`` takes `num_steps` as an array, so one
-    compilation serves spans of every length.
+
+def batch_weights(task: Task, batch: jax.Array) -> jax.Array | None:
+    """Weights (batch_size,) of batch `batch` of an epoch: 0 on padding; None when none is padded."""
+    if task.num_train % task.batch_size == 0:
+        return None
+    position = batch * task.batch_size + jnp.arange(task.batch_size)
+    return (position < task.num_train).astype(jnp.float32)
+
+
+def make_train_span(task: Task) -> Callable[..., tuple[TrainState, SpanMetrics]]:
+    """A pure function ``(state, x, y, num_steps) -> (state, SpanMetrics)`` running `num_steps`
+    steps in one `lax.fori_loop`, on the full batch or on shuffled mini-batches.
+
+    `num_steps` is an array, so one compilation serves spans of every length, and spans may
+    start and end anywhere in an epoch: the order of epoch ``e`` depends only on ``(key, e)``.
     """
     train_step = make_train_step(task)
+    per_epoch = task.steps_per_epoch
 
-    def train_span(
-        state: TrainState, x: jax.Array, y: jax.Array, num_steps: jax.Array
-    ) -> tuple[TrainState, SpanMetrics]:
+    def train_span(state: TrainState, x: jax.Array, y: jax.Array,
+                   num_steps: jax.Array) -> tuple[TrainState, SpanMetrics]:
         dtype = jax.tree_util.tree_leaves(state.params)[0].dtype
-
-        def body(_: jax.Array, carry: tuple[TrainState, jax.Array, jax.Array]):
-            state, loss_sum, _last = carry
-            state, loss = train_step(state, x, y)
-            return state, loss_sum + loss, loss
-
         zero = jnp.zeros((), dtype)
-        state, loss_sum, last = jax.lax.fori_loop(0, num_steps, body, (state, zero, zero))
+
+        if task.full_batch:
+            def body(_, carry):
+                state, loss_sum = carry
+                state, loss = train_step(state, x, y)
+                return state, loss_sum + loss
+
+            state, loss_sum = jax.lax.fori_loop(0, num_steps, body, (state, zero))
+        else:
+            def body(_, carry):
+                state, order, loss_sum = carry
+                epoch, batch = jnp.divmod(state.step, per_epoch)
+                order = jax.lax.cond(batch == 0, lambda: epoch_order(task, state.key, epoch),
+                                     lambda: order)
+                index = order[batch]
+                weights = batch_weights(task, batch)
+                state, loss = train_step(state, x[index], y[index],
+                                         None if weights is None else weights.astype(dtype))
+                return state, order, loss_sum + loss
+
+            order = epoch_order(task, state.key, state.step // per_epoch)
+            state, _, loss_sum = jax.lax.fori_loop(0, num_steps, body, (state, order, zero))
+
         params_finite = jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(state.params)])
         )
         finite = jnp.isfinite(loss_sum) & params_finite
-        return state, SpanMetrics(loss_sum / num_steps.astype(dtype), last, finite)
+        return state, SpanMetrics(loss_sum / num_steps.astype(dtype), finite)
 
     return train_span
+
+
+def make_evaluate(task: Task) -> Callable[..., dict[str, jax.Array]]:
+    """A pure ``(params, x, y, target_scale (n_out,)) -> {"loss", metrics...}`` on a whole split.
+
+    Regression adds ``rmse``, ``mae``, ``r2`` (in the targets' own units); classification adds
+    ``accuracy``.
+    """
+    loss = losses.loss_fn(task.loss)
+    classify = task.loss in losses.CLASSIFICATION_LOSSES
+
+    def evaluate(params: model.Params, x: jax.Array, y: jax.Array,
+                 target_scale: jax.Array) -> dict[str, jax.Array]:
+        outputs = model.apply(params, x, activation=task.mlp.activation,
+                              output_activation=task.mlp.output_activation)
+        metrics = {"loss": loss(outputs, y)}
+        if classify:
+            metrics["accuracy"] = losses.accuracy(outputs, y)
+        else:
+            metrics.update(losses.regression_metrics(outputs, y, target_scale))
+        return metrics
+
+    return evaluate
 
 
 class Compiled(NamedTuple):
@@ -134,30 +207,17 @@ class Compiled(NamedTuple):
 
     train_step: Callable[..., tuple[TrainState, jax.Array]]
     train_span: Callable[..., tuple[TrainState, SpanMetrics]]
-    loss: Callable[[model.Params, jax.Array, jax.Array], jax.Array]
+    evaluate: Callable[..., dict[str, jax.Array]]
 
 
 @functools.lru_cache(maxsize=64)
 def compiled(task: Task) -> Compiled:
-    """Jitted `train_step`, `train_span` (state donated) and loss for `task`, built once per task."""
+    """Jitted `train_step`, `train_span` (state donated) and `evaluate` for `task`, built once."""
     return Compiled(
         train_step=jax.jit(make_train_step(task)),
         train_span=jax.jit(make_train_span(task), donate_argnums=0),
-        loss=jax.jit(objective(task)),
+        evaluate=jax.jit(make_evaluate(task)),
     )
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """How `fit` ended.
-
-    Attributes:
-      state: the final state (the last finite one's successor when training diverged).
-      diverged_at: the step at whose log point a non-finite loss or param was seen, else None.
-    """
-
-    state: TrainState
-    diverged_at: int | None
 
 
 def shortest_float(value: Any) -> float:
@@ -168,7 +228,26 @@ def shortest_float(value: Any) -> float:
     return float(str(np.asarray(value)))
 
 
-LogFn = Callable[[int, dict[str, Any]], None]
+@dataclass(frozen=True)
+class FitResult:
+    """How `fit` ended.
+
+    Attributes:
+      state: the final state (training stops at the first point where it is not finite).
+      diverged_at: the step at whose log point a non-finite loss or param was seen, else None.
+    """
+
+    state: TrainState
+    diverged_at: int | None
+
+
+LogFn = Callable[[int, dict[str, float], TrainState], None]
+
+
+def next_point(step: int, end: int, *intervals: int | None) -> int:
+    """The first step after `step` that is a multiple of one of `intervals`, or `end`."""
+    candidates = [end] + [(step // every + 1) * every for every in intervals if every]
+    return min(candidates)
 
 
 def fit(
@@ -179,13 +258,14 @@ def fit(
     *,
     steps: int,
     log_every: int,
+    eval_every: int | None = None,
     on_log: LogFn | None = None,
 ) -> FitResult:
-    """Trains `state` for `steps` full-batch steps on ``x`` (n, n_in), ``y`` (n, n_out).
+    """Trains `state` for `steps` more steps on ``x`` (n, n_in) and ``y``.
 
-    Runs one compiled span per log interval and calls ``on_log(step, metrics)`` after each, with
-    ``metrics = {"loss": mean loss of the interval, "lr": learning rate}``. Stops early, at the
-    log point where it is seen, when the loss or the params stop being finite.
+    Runs one compiled span up to each multiple of `log_every` or `eval_every` (both in steps)
+    and to the end, and calls ``on_log(step, {"loss", "lr"}, state)`` there, with the mean loss of
+    the span. Stops early at the first such point where the loss or the params are not finite.
 
     Returns:
       A `FitResult`; `state` is consumed (its buffers are donated).
@@ -194,13 +274,13 @@ def fit(
     done = int(state.step)
     end = done + steps
     while done < end:
-        span = min(log_every, end - done)
-        state, metrics = train_span(state, x, y, jnp.asarray(span, jnp.int32))
-        done += span
+        point = next_point(done, end, log_every, eval_every)
+        state, metrics = train_span(state, x, y, jnp.asarray(point - done, jnp.int32))
+        done = point
         loss, finite = jax.device_get((metrics.loss, metrics.finite))
         if on_log is not None:
-            lr = jax.device_get(optim.learning_rate(state.opt_state))
-            on_log(done, {"loss": shortest_float(loss), "lr": shortest_float(lr)})
+            lr = jax.device_get(optim.learning_rate(task.optimizer, state.opt_state))
+            on_log(done, {"loss": shortest_float(loss), "lr": shortest_float(lr)}, state)
         if not finite:
             return FitResult(state, diverged_at=done)
     return FitResult(state, diverged_at=None)

@@ -47,7 +47,8 @@ def test_momentum_preset():
     (["+foo=1"], "unknown config key 'foo'; allowed here: data, model, optimizer, seed, trainer"),
     (["+model.depth=3"], "unknown config key 'model.depth'; allowed here: activation, hidden, init, "
                          "init_scale, input_size, output_activation, output_size, weights"),
-    (["optimizer.b1=0.5"], "unknown config key 'optimizer.b1'; allowed here: lr, momentum, name, nesterov"),
+    (["optimizer.b1=0.5"], "unknown config key 'optimizer.b1'; allowed here: final_lr_fraction, lr, "
+                           "momentum, name, nesterov, schedule, warmup_steps"),
     (["model.activation=swish"], "model.activation must be one of elu, gelu, identity, leaky_relu, "
                                  "relu, selu, sigmoid, silu, softplus, tanh, got 'swish'"),
     (["model.output_activation=soft"], "model.output_activation must be one of elu,"),
@@ -57,9 +58,9 @@ def test_momentum_preset():
     (["optimizer.momentum=1"], "optimizer.momentum must be in [0, 1), got 1.0"),
     (["optimizer=adam", "optimizer.b2=1.5"], "optimizer.b2 must be in [0, 1), got 1.5"),
     (["optimizer=adamw", "optimizer.weight_decay=-1"], "optimizer.weight_decay must be a finite number >= 0"),
-    (["trainer.steps=0"], "trainer.steps must be a positive integer, got 0"),
+    (["trainer.steps=0"], "trainer.steps must be null or a positive integer, got 0"),
     (["trainer.log_every=-5"], "trainer.log_every must be a positive integer, got -5"),
-    (["trainer.loss=l1"], "trainer.loss must be one of huber, mae, mse, got 'l1'"),
+    (["trainer.loss=l1"], "trainer.loss must be one of auto, cross_entropy, huber, mae, mse, got 'l1'"),
     (["trainer.x64=maybe"], "trainer.x64: Value 'maybe' is not a valid bool"),
     (["seed=-1"], "seed must be an integer in [0, 2**32), got -1"),
     (["seed=1.5"], "seed must be an integer, got '1.5'"),

@@ -41,8 +41,8 @@ def test_sgd_is_w_minus_lr_grad_and_keeps_lr_in_state():
     assert kind == optim.OptimizerKind("sgd", momentum=False, nesterov=False)
     params, state = _steps(optim.make_optimizer(kind, {"learning_rate": 0.1}, dtype=jnp.float64), n=1)
     np.testing.assert_allclose(params["w"], PARAMS["w"] - 0.1 * GRADS["w"], rtol=1e-15)
-    assert float(optim.learning_rate(state)) == 0.1
-    assert optim.learning_rate(state).dtype == jnp.float64
+    assert float(optim.learning_rate(kind, state)) == 0.1
+    assert optim.learning_rate(kind, state).dtype == jnp.float64
 
 
 def test_update_reads_the_learning_rate_from_the_state():

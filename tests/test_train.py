@@ -58,7 +58,7 @@ def test_fit_logs_mean_loss_of_each_interval():
         probe, loss = step(probe, x, y)
         losses.append(float(loss))
     logged = []
-    train.fit(state, x, y, task, steps=7, log_every=3, on_log=lambda s, m: logged.append((s, m)))
+    train.fit(state, x, y, task, steps=7, log_every=3, on_log=lambda s, m, _: logged.append((s, m)))
     assert [s for s, _ in logged] == [3, 6, 7]
     assert logged[0][1]["loss"] == pytest.approx(np.mean(losses[:3]), rel=1e-12)
     assert logged[2][1]["loss"] == pytest.approx(losses[6], rel=1e-12)
@@ -78,7 +78,7 @@ def test_fit_compiles_once_across_spans_lengths_and_learning_rates():
 def test_fit_stops_at_the_log_point_where_the_loss_stops_being_finite():
     state, x, y, task = _problem(jnp.float32, lr=1e4)
     logged = []
-    result = train.fit(state, x, y, task, steps=1000, log_every=50, on_log=lambda s, m: logged.append(s))
+    result = train.fit(state, x, y, task, steps=1000, log_every=50, on_log=lambda s, m, _: logged.append(s))
     assert result.diverged_at == 50 and logged == [50]
 
 
@@ -95,7 +95,9 @@ def test_default_run_writes_its_outputs(tmp_path):
     assert summary["initial_loss"] == pytest.approx(15.628558, abs=1e-5)
     assert summary["objective"] == summary["train_loss"] == outcome.objective
     assert summary["train_loss"] < 1e-6
-    assert summary["config"]["optimizer"] == {"name": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": False}
+    assert summary["config"]["optimizer"] == {"name": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": False,
+                                              "schedule": "constant", "warmup_steps": 0,
+                                              "final_lr_fraction": 0.0}
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == list(range(0, 1001, 100))
     assert lines[0] == {"step": 0, "loss": 15.628558, "lr": 0.1}

@@ -1,5 +1,5 @@
-"""Data sets: where the arrays come from and how they are split."""
+"""Data sets: where the arrays come from, how they are split, scaled and described."""
 
-from jax_mlp.data.dataset import Dataset, Split, load_dataset
+from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Dataset, Raw, Scaling, Split, load_dataset
 
-__all__ = ["Dataset", "Split", "load_dataset"]
+__all__ = ["CLASSIFICATION", "REGRESSION", "Dataset", "Raw", "Scaling", "Split", "load_dataset"]

@@ -6,14 +6,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jax_mlp.errors import UserError
 
+REGRESSION = "regression"
+CLASSIFICATION = "classification"
+
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs ``x`` (n, n_in) and targets ``y`` (n, n_out), as NumPy arrays on the host."""
+    """Inputs ``x`` (n, n_in) float64 and targets ``y``: (n, n_out) float64 for regression,
+    (n,) int32 class labels for classification. NumPy arrays on the host."""
 
     x: np.ndarray
     y: np.ndarray
@@ -23,53 +28,110 @@ class Split:
 
 
 @dataclass(frozen=True)
-class Dataset:
-    """A data set ready for training.
+class Raw:
+    """What a source yields before splitting and scaling.
 
     Attributes:
-      name: the source's name.
-      task: ``"regression"`` (for now the only task).
-      train: the training split.
+      x, y: all samples (see `Split`); y of classification holds labels 0 .. classes-1.
+      task: `REGRESSION` or `CLASSIFICATION`.
+      feature_names, class_names: names where the source has them, else generated ones.
+      test: a test split the source ships (MNIST's t10k files), else None.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    task: str
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...] = ()
+    test: Split | None = None
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Standardisation fitted on the training split: ``x' = (x - x_mean) / x_std``, likewise y.
+
+    Unused parts are None. `as_dict` / `from_dict` carry it to and from ``scaling.json``.
+    """
+
+    x_mean: np.ndarray | None = None
+    x_std: np.ndarray | None = None
+    y_mean: np.ndarray | None = None
+    y_std: np.ndarray | None = None
+
+    def as_dict(self) -> dict[str, list[float] | None]:
+        return {k: None if v is None else np.asarray(v).tolist() for k, v in vars(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Scaling":
+        return cls(**{k: None if v is None else np.asarray(v, np.float64) for k, v in values.items()})
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set ready for training: split, scaled, described.
+
+    Attributes:
+      name: the config's name for it.
+      task: `REGRESSION` or `CLASSIFICATION`.
+      train, val, test: the splits (val and test None when their fraction is 0), scaled.
+      feature_names, class_names: as in `Raw`.
+      scaling: what was applied to every split (fitted on train only).
     """
 
     name: str
     task: str
     train: Split
+    val: Split | None
+    test: Split | None
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    scaling: Scaling
 
     @property
     def input_size(self) -> int:
         return int(self.train.x.shape[1])
 
     @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
     def output_size(self) -> int:
+        """Outputs of the network: one per class, a single logit for two classes, else y's width."""
+        if self.task == CLASSIFICATION:
+            return 1 if self.num_classes == 2 else self.num_classes
         return int(self.train.y.shape[1])
 
-
-def _matrix(values: Any, what: str) -> np.ndarray:
-    """A float64 (n, d) array from nested lists, with a `UserError` naming `what` otherwise."""
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise UserError(f"{what} must be a non-empty list of rows, got shape {list(array.shape)}")
-    if not np.all(np.isfinite(array)):
-        raise UserError(f"{what} holds {int(np.sum(~np.isfinite(array)))} non-finite values")
-    return array
+    def splits(self) -> dict[str, Split]:
+        """The splits that exist, by name."""
+        named = {"train": self.train, "val": self.val, "test": self.test}
+        return {name: split for name, split in named.items() if split is not None}
 
 
-def load_dataset(cfg: Any, key: jax.Array) -> Dataset:
+def seed_from_key(key: jax.Array) -> int:
+    """A 31-bit integer seed for NumPy and scikit-learn, drawn from a JAX key."""
+    return int(jax.random.randint(key, (), 0, 2**31 - 1, dtype=jnp.int32))
+
+
+def load_dataset(cfg: Any, key: jax.Array, scaling: Scaling | None = None) -> Dataset:
     """Builds the data set a data config describes.
 
     Args:
-      cfg: a data config (`jax_mlp.config.DataConfig` or a subclass); ``cfg.source`` picks the loader.
-      key: PRNG key for sources that sample or split (unused by ``inline``).
+      cfg: a data config (a `jax_mlp.config.DataConfig` subclass); ``cfg.source`` picks the loader.
+      key: PRNG key for sampling and splitting; the same key gives the same data and splits.
+      scaling: standardisation to apply instead of fitting one (what evaluation of a run reuses).
 
     Returns:
-      A `Dataset` with float64 host arrays; the caller casts them to the training dtype.
+      A `Dataset` with float64 inputs; the caller casts them to the training dtype.
+
+    Raises:
+      UserError: a missing or malformed file, a bad value, or an empty split.
     """
-    del key  # Only the inline source exists yet; it is deterministic.
-    if cfg.source == "inline":
-        x = _matrix(cfg.x, "data.x")
-        y = _matrix(cfg.y, "data.y")
-        if x.shape[0] != y.shape[0]:
-            raise UserError(f"data.x has {x.shape[0]} rows but data.y has {y.shape[0]}")
-        return Dataset(name=cfg.name, task="regression", train=Split(x, y))
-    raise UserError(f"unknown data source {cfg.source!r}; choose one of inline")
+    from jax_mlp.data import readers, sources, split
+
+    loaders = {**sources.LOADERS, **readers.LOADERS}
+    if cfg.source not in loaders:
+        raise UserError(f"unknown data source {cfg.source!r}; choose one of {', '.join(sorted(loaders))}")
+    source_key, split_key = jax.random.split(key)
+    raw = split.drop_nonfinite(loaders[cfg.source](cfg, seed_from_key(source_key)), cfg.drop_nonfinite)
+    return split.split_and_scale(raw, cfg, seed_from_key(split_key), scaling)

@@ -1,0 +1,165 @@
+"""Sources read from the user's files: CSV, ``.npz`` and MNIST's IDX files."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw, Split
+from jax_mlp.data.labels import encode_labels
+from jax_mlp.errors import UserError
+
+TASKS = (REGRESSION, CLASSIFICATION)
+
+
+def _existing(path: str | None, what: str = "data.path") -> Path:
+    if not path:
+        raise UserError(f"{what} is not set; give the file with {what}=PATH")
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"{what}: no file at {file}")
+    return file
+
+
+def _targets(values: np.ndarray, cfg: Any, what: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Regression targets (n, k) float64, or classification labels (n,) with class names."""
+    if cfg.task == CLASSIFICATION:
+        if values.ndim == 2 and values.shape[1] != 1:
+            raise UserError(f"{what}: classification takes one label column, got {values.shape[1]}")
+        return encode_labels(values, cfg.num_classes, what)
+    values = values.astype(np.float64)
+    return (values[:, None] if values.ndim == 1 else values), ()
+
+
+def _column_index(ref: Any, header: list[str], file: Path) -> int:
+    """The position of a column given by name (with a header) or by 0-based number."""
+    if isinstance(ref, int) and 0 <= ref < len(header):
+        return ref
+    if str(ref) in header:
+        return header.index(str(ref))
+    raise UserError(f"{file} has no column {ref!r}; its columns are {', '.join(header)}")
+
+
+def read_csv(cfg: Any, seed: int) -> Raw:
+    """A CSV file: ``data.target`` (a column or a list of them) against ``data.features``
+    (null: all other columns). Cells must be numbers, except class labels."""
+    file = _existing(cfg.path)
+    with open(file, newline="") as f:
+        rows = [row for row in csv.reader(f, delimiter=cfg.delimiter) if row]
+    if cfg.header:
+        if not rows:
+            raise UserError(f"{file} is empty")
+        header, rows, first_line = [c.strip() for c in rows[0]], rows[1:], 2
+    else:
+        header, first_line = [str(i) for i in range(len(rows[0]) if rows else 0)], 1
+    if not rows:
+        raise UserError(f"{file} has no data rows")
+    targets = cfg.target if isinstance(cfg.target, (list, tuple)) else [cfg.target]
+    target_cols = [_column_index(t, header, file) for t in targets]
+    feature_cols = ([_column_index(f, header, file) for f in cfg.features] if cfg.features is not None
+                    else [i for i in range(len(header)) if i not in target_cols])
+    if not feature_cols:
+        raise UserError(f"{file}: no feature columns are left besides the target")
+    for line, row in enumerate(rows, start=first_line):
+        if len(row) != len(header):
+            raise UserError(f"{file} line {line} has {len(row)} cells, the header has {len(header)}")
+    x = np.empty((len(rows), len(feature_cols)))
+    for line, row in enumerate(rows, start=first_line):
+        for j, col in enumerate(feature_cols):
+            try:
+                x[line - first_line, j] = float(row[col])
+            except ValueError:
+                raise UserError(f"{file} line {line}, column {header[col]!r}: {row[col]!r} is not a "
+                                f"number") from None
+    raw_targets = np.array([[row[c].strip() for c in target_cols] for row in rows])
+    if cfg.task == REGRESSION:
+        for line, row in enumerate(raw_targets, start=first_line):
+            for value, col in zip(row, target_cols):
+                try:
+                    float(value)
+                except ValueError:
+                    raise UserError(f"{file} line {line}, column {header[col]!r}: {value!r} is not a "
+                                    f"number (set data.task=classification for class labels)") from None
+    y, classes = _targets(raw_targets, cfg, str(file))
+    return Raw(x, y, cfg.task, tuple(header[c] for c in feature_cols), classes)
+
+
+def read_npz(cfg: Any, seed: int) -> Raw:
+    """An ``.npz`` of plain arrays: inputs under ``data.x_key``, targets under ``data.y_key``."""
+    file = _existing(cfg.path)
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except ValueError as error:
+        raise UserError(f"{file} holds pickled objects or is not an .npz of arrays; save plain "
+                        f"numeric arrays with np.savez ({error})") from None
+    except (OSError, EOFError) as error:
+        raise UserError(f"{file} is not a readable .npz file ({error})") from None
+    for key in (cfg.x_key, cfg.y_key):
+        if key not in arrays:
+            raise UserError(f"{file} has no array {key!r}; it has {', '.join(sorted(arrays)) or 'none'}")
+    x = arrays[cfg.x_key]
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"{file}: {cfg.x_key!r} must be a 2-D numeric array, got {x.dtype} of shape {list(x.shape)}")
+    if len(arrays[cfg.y_key]) != len(x):
+        raise UserError(f"{file}: {cfg.x_key!r} has {len(x)} rows but {cfg.y_key!r} has {len(arrays[cfg.y_key])}")
+    y, classes = _targets(arrays[cfg.y_key], cfg, str(file))
+    return Raw(x.astype(np.float64), y, cfg.task, tuple(f"x{i}" for i in range(x.shape[1])), classes)
+
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+
+
+def read_idx(file: Path) -> np.ndarray:
+    """An IDX file (gzipped or not) as a uint8 array of the shape its header gives."""
+    data = (gzip.open if file.suffix == ".gz" else open)(file, "rb").read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise UserError(f"{file} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise UserError(f"{file} is truncated: its header promises {int(np.prod(shape))} values, it holds {body.size}")
+    return body.reshape(shape)
+
+
+def read_mnist(cfg: Any, seed: int) -> Raw:
+    """MNIST or Fashion-MNIST from the four IDX files in the folder ``data.path``.
+
+    Pixels become floats in [0, 1], one row of 784 per image; the t10k files are the test split.
+    """
+    folder = Path(cfg.path or "").expanduser()
+    found, missing = {}, []
+    for role, stem in MNIST_FILES.items():
+        candidates = [folder / stem, folder / f"{stem}.gz"]
+        hit = next((c for c in candidates if c.is_file()), None)
+        if hit is None:
+            missing.append(stem)
+        found[role] = hit
+    if missing:
+        raise UserError(f"data.path={folder} lacks {', '.join(missing)} (each may end in .gz); put "
+                        f"the four MNIST or Fashion-MNIST IDX files there")
+    arrays = {role: read_idx(path) for role, path in found.items()}
+    def images(a: np.ndarray) -> np.ndarray:
+        return a.reshape(len(a), -1).astype(np.float64) / 255.0
+    classes = FASHION_CLASSES if cfg.name == "fashion_mnist" else tuple(map(str, range(10)))
+    y_train, _ = encode_labels(arrays["train_labels"], len(classes), f"{found['train_labels']}")
+    y_test, _ = encode_labels(arrays["test_labels"], len(classes), f"{found['test_labels']}")
+    x_train = images(arrays["train_images"])
+    return Raw(x_train, y_train, CLASSIFICATION, tuple(f"pixel{i}" for i in range(x_train.shape[1])),
+               classes, test=Split(images(arrays["test_images"]), y_test))
+
+
+LOADERS: dict[str, Callable[[Any, int], Raw]] = {"csv": read_csv, "npz": read_npz, "mnist": read_mnist}

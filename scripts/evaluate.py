@@ -1,0 +1,33 @@
+"""Evaluate a finished run: ``python scripts/evaluate.py RUN_DIR [--split test|val|train]``.
+
+Restores the run's params, config and data scaling, prints the split's metrics and writes them to
+``RUN_DIR/eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from jax_mlp import files, run
+from jax_mlp.errors import UserError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a run folder (it holds summary.json)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    args = parser.parse_args(argv)
+    try:
+        metrics = run.evaluate_run(args.run_dir, args.split)
+    except UserError as error:
+        run.exit_user_error(str(error))
+    for key, value in metrics.items():
+        print(f"{args.split}_{key} {value:.6g}")
+    files.write_json(args.run_dir / "eval.json", {"split": args.split, **metrics})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
