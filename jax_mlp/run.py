@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from omegaconf import DictConfig
 
-from jax_mlp import checkpoint, config, devices, model, report, train
+from jax_mlp import checkpoint, config, devices, model, optim, report, train
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
@@ -88,7 +88,9 @@ def build_params(cfg: config.ModelConfig, sizes: tuple[int, ...], key: jax.Array
     """The initial params: the config's explicit weights, or drawn by the named initializer."""
     if cfg.init == "explicit":
         return model.explicit_params(cfg.weights, sizes, dtype=dtype)
-    return model.init_params(key, sizes, init=cfg.init, scale=cfg.init_scale, dtype=dtype)
+    # One compiled program draws every layer (op by op, each layer's draw would compile anew).
+    init = jax.jit(model.init_params, static_argnames=("sizes", "init", "scale", "dtype"))
+    return init(key, sizes=sizes, init=cfg.init, scale=cfg.init_scale, dtype=dtype)
 
 
 def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
@@ -144,7 +146,7 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     root = jax.random.key(cfg.seed)
     params = build_params(cfg.model, task.mlp.sizes, named_key(root, "init"), problem.dtype)
     hyperparams = config.optimizer_hyperparams(cfg.optimizer)
-    optimizer = train.optim.make_optimizer(task.optimizer, hyperparams, dtype=problem.dtype)
+    optimizer = optim.make_optimizer(task.optimizer, hyperparams, dtype=problem.dtype)
     state = train.init_state(params, optimizer, named_key(root, "train"))
     x, y = device_split(data.train, problem)
     evaluate = make_evaluator(problem)
@@ -170,8 +172,8 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
 
     initial = evaluate(state.params, "train")
     with JsonlWriter(out_dir / "metrics.jsonl") as metrics:
-        lr = train.optim.learning_rate(task.optimizer, state.opt_state)
-        first = point_record(0, {"loss": initial["loss"], "lr": train.shortest_float(lr)}, state.params)
+        lr = train.shortest_float(train.compiled(task).learning_rate(state.opt_state))
+        first = point_record(0, {"loss": initial["loss"], "lr": lr}, state.params)
         metrics.write(first)
         log.info(_describe(first))
 

@@ -42,12 +42,14 @@ class SpanMetrics(NamedTuple):
     """What one `train_span` call reports, reduced on the device.
 
     Attributes:
-      loss: mean training loss over the span's steps (each taken before its update).
+      loss_sum: sum of the training losses of the span's steps (each taken before its update).
       finite: whether every loss of the span and the params after it are finite.
+      lr: the learning rate the next step will use.
     """
 
-    loss: jax.Array
+    loss_sum: jax.Array
     finite: jax.Array
+    lr: jax.Array
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,9 @@ def make_train_span(task: Task) -> Callable[..., tuple[TrainState, SpanMetrics]]
     """A pure function ``(state, x, y, num_steps) -> (state, SpanMetrics)`` running `num_steps`
     steps in one `lax.fori_loop`, on the full batch or on shuffled mini-batches.
 
-    `num_steps` is an array, so one compilation serves spans of every length, and spans may
-    start and end anywhere in an epoch: the order of epoch ``e`` depends only on ``(key, e)``.
+    `num_steps` is an array, so one compilation serves spans of every length. With mini-batches a
+    span stays within one epoch (`fit` ends spans at epoch boundaries): it draws the epoch's order
+    from ``(state.key, epoch)`` once, so a span may start anywhere in an epoch.
     """
     train_step = make_train_step(task)
     per_epoch = task.steps_per_epoch
@@ -153,28 +156,25 @@ def make_train_span(task: Task) -> Callable[..., tuple[TrainState, SpanMetrics]]
                 state, loss_sum = carry
                 state, loss = train_step(state, x, y)
                 return state, loss_sum + loss
-
-            state, loss_sum = jax.lax.fori_loop(0, num_steps, body, (state, zero))
         else:
+            order = epoch_order(task, state.key, state.step // per_epoch)
+
             def body(_, carry):
-                state, order, loss_sum = carry
-                epoch, batch = jnp.divmod(state.step, per_epoch)
-                order = jax.lax.cond(batch == 0, lambda: epoch_order(task, state.key, epoch),
-                                     lambda: order)
+                state, loss_sum = carry
+                batch = state.step % per_epoch
                 index = order[batch]
                 weights = batch_weights(task, batch)
                 state, loss = train_step(state, x[index], y[index],
                                          None if weights is None else weights.astype(dtype))
-                return state, order, loss_sum + loss
+                return state, loss_sum + loss
 
-            order = epoch_order(task, state.key, state.step // per_epoch)
-            state, _, loss_sum = jax.lax.fori_loop(0, num_steps, body, (state, order, zero))
-
+        state, loss_sum = jax.lax.fori_loop(0, num_steps, body, (state, zero))
         params_finite = jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(state.params)])
         )
         finite = jnp.isfinite(loss_sum) & params_finite
-        return state, SpanMetrics(loss_sum / num_steps.astype(dtype), finite)
+        lr = optim.learning_rate(task.optimizer, state.opt_state)
+        return state, SpanMetrics(loss_sum, finite, lr)
 
     return train_span
 
@@ -208,15 +208,18 @@ class Compiled(NamedTuple):
     train_step: Callable[..., tuple[TrainState, jax.Array]]
     train_span: Callable[..., tuple[TrainState, SpanMetrics]]
     evaluate: Callable[..., dict[str, jax.Array]]
+    learning_rate: Callable[[optax.OptState], jax.Array]
 
 
 @functools.lru_cache(maxsize=64)
 def compiled(task: Task) -> Compiled:
-    """Jitted `train_step`, `train_span` (state donated) and `evaluate` for `task`, built once."""
+    """Jitted `train_step`, `train_span` (state donated), `evaluate` and the current learning
+    rate for `task`, built once."""
     return Compiled(
         train_step=jax.jit(make_train_step(task)),
         train_span=jax.jit(make_train_span(task), donate_argnums=0),
         evaluate=jax.jit(make_evaluate(task)),
+        learning_rate=jax.jit(functools.partial(optim.learning_rate, task.optimizer)),
     )
 
 
@@ -263,24 +266,32 @@ def fit(
 ) -> FitResult:
     """Trains `state` for `steps` more steps on ``x`` (n, n_in) and ``y``.
 
-    Runs one compiled span up to each multiple of `log_every` or `eval_every` (both in steps)
-    and to the end, and calls ``on_log(step, {"loss", "lr"}, state)`` there, with the mean loss of
+    Runs one compiled span up to each multiple of `log_every` or `eval_every` (both in steps),
+    epoch boundary (with mini-batches) and the end, and calls ``on_log(step, {"loss", "lr"}, state)`` there, with the mean loss of
     the span. Stops early at the first such point where the loss or the params are not finite.
 
     Returns:
       A `FitResult`; `state` is consumed (its buffers are donated).
     """
     train_span = compiled(task).train_span
+    epoch = None if task.full_batch else task.steps_per_epoch
     done = int(state.step)
     end = done + steps
+    since_log, pending = done, []
     while done < end:
-        point = next_point(done, end, log_every, eval_every)
-        state, metrics = train_span(state, x, y, jnp.asarray(point - done, jnp.int32))
-        done = point
-        loss, finite = jax.device_get((metrics.loss, metrics.finite))
+        span_end = next_point(done, end, epoch, log_every, eval_every)
+        state, metrics = train_span(state, x, y, jnp.asarray(span_end - done, jnp.int32))
+        done = span_end
+        pending.append(metrics)
+        if done != next_point(done - 1, end, log_every, eval_every):
+            continue  # an epoch boundary between two log points: no sync with the device
+        fetched = jax.device_get(pending)
+        loss = np.sum([m.loss_sum for m in fetched]) / (done - since_log)
+        finite = all(bool(m.finite) for m in fetched)
+        since_log, pending = done, []
         if on_log is not None:
-            lr = jax.device_get(optim.learning_rate(task.optimizer, state.opt_state))
-            on_log(done, {"loss": shortest_float(loss), "lr": shortest_float(lr)}, state)
+            on_log(done, {"loss": shortest_float(loss.astype(fetched[-1].loss_sum.dtype)),
+                          "lr": shortest_float(fetched[-1].lr)}, state)
         if not finite:
             return FitResult(state, diverged_at=done)
     return FitResult(state, diverged_at=None)
