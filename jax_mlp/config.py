@@ -347,13 +347,17 @@ def check_data(d: DataConfig) -> None:
     if hasattr(d, "num_classes"):
         _require(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "null or at least 2",
                  d.num_classes)
-    for key, least in (("n", 2), ("features", 1), ("classes", 2)):
-        if hasattr(d, key):
-            _require(getattr(d, key) >= least, f"data.{key}", f"an integer >= {least}", getattr(d, key))
-    for key in ("noise", "cluster_std"):
-        if hasattr(d, key):
-            _require(math.isfinite(getattr(d, key)) and getattr(d, key) >= 0, f"data.{key}",
-                     "a finite number >= 0", getattr(d, key))
+    synthetic = (SineDataConfig, MoonsDataConfig, SpiralsDataConfig, BlobsDataConfig)
+    if isinstance(d, synthetic):
+        _require(d.n >= 2, "data.n", "an integer >= 2", d.n)
+    if isinstance(d, (SineDataConfig, MoonsDataConfig, SpiralsDataConfig)):
+        _require(math.isfinite(d.noise) and d.noise >= 0, "data.noise", "a finite number >= 0", d.noise)
+    if isinstance(d, (SpiralsDataConfig, BlobsDataConfig)):
+        _require(d.classes >= 2, "data.classes", "an integer >= 2", d.classes)
+    if isinstance(d, BlobsDataConfig):
+        _require(d.features >= 1, "data.features", "an integer >= 1", d.features)
+        _require(math.isfinite(d.cluster_std) and d.cluster_std > 0, "data.cluster_std",
+                 "a positive finite number", d.cluster_std)
 
 
 def optimizer_hyperparams(cfg: OptimizerConfig) -> dict[str, float]:

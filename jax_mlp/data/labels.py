@@ -24,11 +24,11 @@ def encode_labels(values: np.ndarray, num_classes: int | None, what: str) -> tup
         return labels.astype(np.int32), tuple(names.tolist())
     if not np.all(np.isfinite(numbers)) or np.any(numbers != np.round(numbers)):
         bad = int(np.flatnonzero(~np.isfinite(numbers) | (numbers != np.round(numbers)))[0])
-        raise UserError(f"{what}: class label {values[bad]!r} (sample {bad}) is not a whole number")
+        raise UserError(f"{what}: class label {values[bad]} (sample {bad}) is not a whole number")
     count = int(numbers.max()) + 1 if num_classes is None else num_classes
     out_of_range = (numbers < 0) | (numbers >= count)
     if np.any(out_of_range):
         bad = int(np.flatnonzero(out_of_range)[0])
-        raise UserError(f"{what}: class label {values[bad]!r} (sample {bad}) is out of range; labels "
+        raise UserError(f"{what}: class label {values[bad]} (sample {bad}) is out of range; labels "
                         f"must lie in [0, {count}) (data.num_classes={count})")
     return numbers.astype(np.int32), tuple(str(c) for c in range(count))

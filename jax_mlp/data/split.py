@@ -45,7 +45,8 @@ def _split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratif
         if by is None and stratify:
             log.warning("a class has too few samples to stratify the split; splitting at random")
         return parts
-    raise UserError(f"cannot take a fraction {fraction:g} of {len(x)} samples: {error}")
+    raise UserError(f"splitting {len(x)} samples with a fraction of {fraction:g} leaves an empty split "
+                    f"({error}); change data.val_fraction / data.test_fraction")
 
 
 def fit_scaling(train: Split, task: str, standardize: bool, standardize_targets: bool) -> Scaling:

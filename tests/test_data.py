@@ -1,0 +1,230 @@
+"""Data sources, splits, scaling and the bad inputs each must refuse (issue: real data)."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+
+import jax
+import numpy as np
+import pytest
+
+from jax_mlp import config
+from jax_mlp.data import CLASSIFICATION, REGRESSION, Scaling, load_dataset
+from jax_mlp.errors import UserError
+
+
+def _data(*overrides: str):
+    cfg = config.load(config.compose(list(overrides)))
+    return cfg.data
+
+
+def _load(*overrides: str, key: int = 0, scaling: Scaling | None = None):
+    return load_dataset(_data(*overrides), jax.random.key(key), scaling)
+
+
+def test_seed_note_is_kept_as_it_is():
+    data = _load()
+    assert data.task == REGRESSION and data.val is None and data.test is None
+    np.testing.assert_array_equal(data.train.x[:, 0], [-1, 0, 1])
+    np.testing.assert_array_equal(data.train.y[:, 0], [1, 0, -1])
+    assert data.scaling == Scaling()
+
+
+@pytest.mark.parametrize("name, task, n_in, classes, total", [
+    ("digits", CLASSIFICATION, 64, 10, 1797),
+    ("iris", CLASSIFICATION, 4, 3, 150),
+    ("wine", CLASSIFICATION, 13, 3, 178),
+    ("breast_cancer", CLASSIFICATION, 30, 2, 569),
+    ("diabetes", REGRESSION, 10, 0, 442),
+    ("moons", CLASSIFICATION, 2, 2, 1000),
+    ("spirals", CLASSIFICATION, 2, 3, 900),
+    ("blobs", CLASSIFICATION, 2, 3, 1000),
+    ("sine", REGRESSION, 1, 0, 512),
+])
+def test_sources(name, task, n_in, classes, total):
+    data = _load(f"data={name}")
+    assert data.task == task and data.input_size == n_in and data.num_classes == classes
+    assert len(data.train) + len(data.val) + len(data.test) == total
+    assert len(data.test) == pytest.approx(0.2 * total, abs=1) and len(data.val) == pytest.approx(0.2 * total, abs=1)
+    assert len(data.feature_names) == n_in
+    assert data.output_size == (1 if classes == 2 else classes or 1)
+
+
+def test_blobs_takes_its_sizes_from_the_config():
+    data = _load("data=blobs", "data.n=500", "data.features=7", "data.classes=4", "data.val_fraction=0",
+                 "data.test_fraction=0")
+    assert data.train.x.shape == (500, 7) and sorted(set(data.train.y.tolist())) == [0, 1, 2, 3]
+
+
+def test_splits_are_seeded_stratified_and_scaled_on_train_only():
+    a, b, c = _load("data=digits"), _load("data=digits"), _load("data=digits", key=1)
+    np.testing.assert_array_equal(a.test.x, b.test.x)
+    assert not np.array_equal(a.test.x, c.test.x)
+    counts = lambda y: np.bincount(y, minlength=10) / len(y)  # noqa: E731
+    np.testing.assert_allclose(counts(a.test.y), counts(a.train.y), atol=0.01)
+    np.testing.assert_allclose(a.train.x.mean(axis=0), 0, atol=1e-12)
+    assert not np.allclose(a.test.x.mean(axis=0), 0, atol=1e-3)
+    std = a.train.x.std(axis=0)
+    assert np.all((np.abs(std - 1) < 1e-9) | (std == 0))
+
+
+def test_a_given_scaling_is_applied_instead_of_fitted():
+    fitted = _load("data=iris")
+    again = _load("data=iris", scaling=fitted.scaling)
+    np.testing.assert_array_equal(fitted.val.x, again.val.x)
+    shifted = Scaling(fitted.scaling.x_mean + 1, fitted.scaling.x_std)
+    moved = _load("data=iris", scaling=shifted)
+    np.testing.assert_allclose(moved.train.x, fitted.train.x - 1 / fitted.scaling.x_std, atol=1e-12)
+
+
+def test_diabetes_standardises_its_targets():
+    data = _load("data=diabetes")
+    assert data.scaling.y_mean is not None and abs(float(data.train.y.mean())) < 1e-12
+
+
+def test_spirals_and_sine_values():
+    sine = _load("data=sine", "data.noise=0", "data.standardize=false")
+    np.testing.assert_allclose(sine.train.y[:, 0], np.sin(sine.train.x[:, 0]), atol=1e-12)
+    assert sine.train.x.min() >= -np.pi and sine.train.x.max() <= np.pi
+    spirals = _load("data=spirals", "data.noise=0", "data.standardize=false")
+    radius = np.linalg.norm(spirals.train.x, axis=1)
+    assert radius.max() <= 1.0 + 1e-12
+
+
+# Files of the user's, written by the tests.
+
+def test_csv_with_header_named_target_and_features(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,c,label\n" + "".join(f"{i},{2 * i},{i % 3},{'yes' if i % 2 else 'no'}\n" for i in range(40)))
+    data = _load("data=csv", f"data.path={path}", "data.target=label", "data.features=[a,c]",
+                 "data.task=classification", "data.standardize=false", "data.val_fraction=0.25",
+                 "data.test_fraction=0")
+    assert data.feature_names == ("a", "c") and data.class_names == ("no", "yes")
+    assert len(data.train) == 30 and len(data.val) == 10
+    x = np.concatenate([data.train.x, data.val.x])
+    y = np.concatenate([data.train.y, data.val.y])
+    row = np.flatnonzero(x[:, 0] == 7)[0]
+    assert x[row, 1] == 1 and y[row] == 1
+
+
+def test_csv_without_header_and_several_targets(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("".join(f"{i};{i * 0.5};{-i}\n" for i in range(10)))
+    data = _load("data=csv", f"data.path={path}", "data.header=false", "data.delimiter=';'",
+                 "data.target=[1,2]", "data.standardize=false", "data.val_fraction=0", "data.test_fraction=0")
+    assert data.train.x.shape == (10, 1) and data.train.y.shape == (10, 2)
+    np.testing.assert_array_equal(np.sort(data.train.y[:, 1]), -np.arange(10)[::-1])
+
+
+def test_npz(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, inputs=np.arange(20.0).reshape(10, 2), labels=np.arange(10) % 3)
+    data = _load("data=npz", f"data.path={path}", "data.x_key=inputs", "data.y_key=labels",
+                 "data.task=classification", "data.val_fraction=0", "data.test_fraction=0")
+    assert data.num_classes == 3 and data.train.x.shape == (10, 2)
+
+
+def _write_idx(path, array, gz):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    (gzip.open if gz else open)(path, "wb").write(header + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_idx_files_gzipped_or_not(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n, gz in (("train", 50, True), ("t10k", 20, False)):
+        _write_idx(tmp_path / (f"{prefix}-images-idx3-ubyte" + (".gz" if gz else "")),
+                   rng.integers(0, 256, (n, 28, 28)), gz)
+        _write_idx(tmp_path / (f"{prefix}-labels-idx1-ubyte" + (".gz" if gz else "")), np.arange(n) % 10, gz)
+    data = _load("data=mnist", f"data.path={tmp_path}", "data.standardize=false")
+    assert data.input_size == 784 and data.num_classes == 10
+    assert len(data.train) == 45 and len(data.val) == 5 and len(data.test) == 20
+    assert 0 <= data.train.x.min() and data.train.x.max() <= 1
+    np.testing.assert_array_equal(data.test.y, np.arange(20) % 10)
+
+
+# Bad input: each stops before training with one line that says what to change.
+
+def _error(*overrides: str) -> str:
+    with pytest.raises(UserError) as raised:
+        _load(*overrides)
+    assert "\n" not in str(raised.value)
+    return str(raised.value)
+
+
+def test_missing_files(tmp_path):
+    assert "data.path: no file at" in _error("data=csv", f"data.path={tmp_path}/none.csv", "data.target=y")
+    assert "data.path is not set" in _error("data=npz")
+    message = _error("data=mnist", f"data.path={tmp_path}")
+    assert "lacks train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" in message
+    assert "put the four MNIST or Fashion-MNIST IDX files there" in message
+
+
+def test_csv_cell_that_is_not_a_number_names_row_and_column(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n1,2,3\n4,oops,6\n")
+    assert _error("data=csv", f"data.path={path}", "data.target=y").endswith(
+        "line 3, column 'b': 'oops' is not a number")
+
+
+def test_csv_unknown_column(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n1,2,3\n")
+    assert _error("data=csv", f"data.path={path}", "data.target=z").endswith("has no column 'z'; its columns are a, b, y")
+
+
+def test_nonfinite_features_are_counted_and_located_or_dropped(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n" + "".join(f"{i},{'nan' if i in (3, 5) else i},{i}\n" for i in range(20))
+                    + "7,inf,1\n")
+    message = _error("data=csv", f"data.path={path}", "data.target=y")
+    assert message.startswith("the data hold 3 NaN or infinite values in 3 rows (first: sample 3, 'b')")
+    assert "data.drop_nonfinite=true" in message
+    data = _load("data=csv", f"data.path={path}", "data.target=y", "data.drop_nonfinite=true",
+                 "data.val_fraction=0", "data.test_fraction=0")
+    assert len(data.train) == 18
+
+
+def test_label_out_of_range(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((6, 2)), y=np.array([0, 1, 2, 0, 1, 5]))
+    message = _error("data=npz", f"data.path={path}", "data.task=classification", "data.num_classes=3")
+    assert message.endswith("class label 5 (sample 5) is out of range; labels must lie in [0, 3) (data.num_classes=3)")
+
+
+def test_negative_label(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((4, 2)), y=np.array([0, 1, -1, 0]))
+    assert "class label -1 (sample 2) is out of range" in _error(
+        "data=npz", f"data.path={path}", "data.task=classification")
+
+
+def test_pickled_npz_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.array([Payload()], dtype=object), y=np.zeros(1))
+    assert "holds pickled objects" in _error("data=npz", f"data.path={path}")
+    plain_pickle = tmp_path / "p.npz"
+    plain_pickle.write_bytes(pickle.dumps(Payload()))
+    assert "holds pickled objects" in _error("data=npz", f"data.path={plain_pickle}")
+    assert not marker.exists()
+
+
+def test_empty_split():
+    message = _error("data.val_fraction=0.5", "data.test_fraction=0.4")
+    assert message.startswith("splitting 1 samples with a fraction of 0.833333 leaves an empty split")
+    assert message.endswith("change data.val_fraction / data.test_fraction")
+
+
+def test_fractions_that_leave_no_training_data():
+    with pytest.raises(UserError, match=r"data.val_fraction \+ data.test_fraction must be below 1"):
+        config.load(config.compose(["data=iris", "data.val_fraction=0.5", "data.test_fraction=0.5"]))
+
+
+def test_unknown_bundled_name():
+    assert "is not bundled with scikit-learn; choose one of digits, iris" in _error("data=iris", "data.name=mnist2")
