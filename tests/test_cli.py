@@ -52,16 +52,18 @@ def test_an_mlp_from_the_command_line_trains(train_cli):
         assert npz["layers.0.w"].shape == (1, 8) and npz["layers.2.w"].shape == (8, 1)
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("optimizer.lr=-1", "optimizer.lr must be a positive finite number"),
-    ("optimizer.lr=abc", "optimizer.lr must be a number, got 'abc'"),
-    ("model.hidden=[0]", "model.hidden must be a list of positive widths"),
-    ("foo=1", "unknown config key 'foo'; allowed here: data, model, optimizer, seed, trainer"),
-    ("model.activation=swish", "model.activation must be one of elu, gelu"),
-    ("model=resnet", "model=resnet is not a config option; choose one of mlp, seed_note"),
+@pytest.mark.parametrize("overrides, expected", [
+    (["optimizer.lr=-1"], "optimizer.lr must be a positive finite number"),
+    (["optimizer.lr=abc"], "optimizer.lr must be a number, got 'abc'"),
+    (["model.hidden=[0]"], "model.hidden must be a list of positive widths"),
+    (["foo=1"], "unknown config key 'foo'; allowed here: data, model, optimizer, seed, trainer"),
+    (["model.activation=swish"], "model.activation must be one of elu, gelu"),
+    (["model=resnet"], "model=resnet is not a config option; choose one of mlp, seed_note"),
+    (["data=csv", "data.path=/no/such.csv", "data.target=y"], "data.path: no file at /no/such.csv"),
+    (["experiment=iris", "model.output_size=4"], "model.output_size is 4 but data 'iris' has 3"),
 ])
-def test_bad_command_lines_exit_2_with_one_line(train_cli, override, expected):
-    result, out = train_cli(override)
+def test_bad_command_lines_exit_2_with_one_line(train_cli, overrides, expected):
+    result, out = train_cli(*overrides)
     assert result.returncode == 2
     assert result.stderr.startswith("jax_mlp: error: " + expected)
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
