@@ -146,7 +146,8 @@ def explicit_params(
                 f"model.weights[{layer}] has w {list(w.shape)} and b {list(b.shape)}, but the "
                 f"sizes {list(sizes)} need w [{fan_in}, {fan_out}] and b [{fan_out}]"
             )
-        params.append({"w": jnp.asarray(w, dtype), "b": jnp.asarray(b, dtype)})
+        # Cast and copy from the host: jnp.asarray would compile a program per array.
+        params.append(jax.device_put({"w": w.astype(dtype), "b": b.astype(dtype)}))
     return params
 
 

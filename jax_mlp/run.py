@@ -8,6 +8,7 @@ nothing of Hydra, so tests and other programs can call it with a loaded config a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -84,20 +85,35 @@ def loss_name(cfg: config.Config, data: Dataset) -> str:
     return "mse" if cfg.trainer.loss == "auto" else cfg.trainer.loss
 
 
-def build_params(cfg: config.ModelConfig, sizes: tuple[int, ...], key: jax.Array, dtype: Any) -> model.Params:
-    """The initial params: the config's explicit weights, or drawn by the named initializer."""
-    if cfg.init == "explicit":
-        return model.explicit_params(cfg.weights, sizes, dtype=dtype)
-    # One compiled program draws every layer (op by op, each layer's draw would compile anew).
-    init = jax.jit(model.init_params, static_argnames=("sizes", "init", "scale", "dtype"))
-    return init(key, sizes=sizes, init=cfg.init, scale=cfg.init_scale, dtype=dtype)
+def initial_state(cfg: config.Config, problem: Problem) -> tuple[train.TrainState, jax.Array]:
+    """The run's state at step 0 (params, optimizer state and data-order key, from ``cfg.seed``)
+    and the learning rate of its first step.
+
+    Built by one compiled program: op by op, every key split and layer draw would be a program
+    of its own to compile or load.
+    """
+    explicit = (model.explicit_params(cfg.model.weights, problem.task.mlp.sizes, dtype=problem.dtype)
+                if cfg.model.init == "explicit" else None)
+    return _initial_state(np.uint32(cfg.seed), config.optimizer_hyperparams(cfg.optimizer), explicit,
+                          task=problem.task, init=cfg.model.init, scale=cfg.model.init_scale,
+                          dtype=problem.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("task", "init", "scale", "dtype"))
+def _initial_state(seed: jax.Array, hyperparams: dict[str, jax.Array], explicit: model.Params | None,
+                   *, task: train.Task, init: str, scale: float, dtype: Any):
+    root = jax.random.key(seed)
+    params = explicit if explicit is not None else model.init_params(
+        named_key(root, "init"), task.mlp.sizes, init=init, scale=scale, dtype=dtype)
+    optimizer = optim.make_optimizer(task.optimizer, hyperparams, dtype=dtype)
+    state = train.init_state(params, optimizer, named_key(root, "train"))
+    return state, optim.learning_rate(task.optimizer, state.opt_state)
 
 
 def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
     """Loads the data (scaled by `scaling`, else by one fitted on it) and fixes the static task."""
     dtype = jnp.float64 if cfg.trainer.x64 else jnp.float32
-    data_seed = cfg.seed if cfg.data.seed is None else cfg.data.seed
-    data = load_dataset(cfg.data, named_key(jax.random.key(data_seed), "data"), scaling)
+    data = load_dataset(cfg.data, cfg.seed if cfg.data.seed is None else cfg.data.seed, scaling)
     sizes = layer_sizes(cfg.model, data)
     mlp = model.MLP(sizes, cfg.model.activation, cfg.model.output_activation)
     t = cfg.trainer
@@ -117,8 +133,8 @@ def make_evaluator(problem: Problem):
     """``evaluate(params, split_name) -> {metric: float}`` over the whole split."""
     evaluate = train.compiled(problem.task).evaluate
     scaling = problem.data.scaling
-    scale = jnp.asarray(np.ones(problem.data.output_size) if scaling.y_std is None else scaling.y_std,
-                        problem.dtype)
+    target_std = np.ones(problem.data.output_size) if scaling.y_std is None else scaling.y_std
+    scale = jax.device_put(np.asarray(target_std, problem.dtype))
     arrays = {name: device_split(split, problem) for name, split in problem.data.splits().items()}
 
     def evaluate_split(params: model.Params, name: str) -> dict[str, float]:
@@ -143,11 +159,7 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     problem = prepare(cfg)
     data, task = problem.data, problem.task
-    root = jax.random.key(cfg.seed)
-    params = build_params(cfg.model, task.mlp.sizes, named_key(root, "init"), problem.dtype)
-    hyperparams = config.optimizer_hyperparams(cfg.optimizer)
-    optimizer = optim.make_optimizer(task.optimizer, hyperparams, dtype=problem.dtype)
-    state = train.init_state(params, optimizer, named_key(root, "train"))
+    state, first_lr = initial_state(cfg, problem)
     x, y = device_split(data.train, problem)
     evaluate = make_evaluator(problem)
     per_epoch = task.steps_per_epoch
@@ -172,8 +184,7 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
 
     initial = evaluate(state.params, "train")
     with JsonlWriter(out_dir / "metrics.jsonl") as metrics:
-        lr = train.shortest_float(train.compiled(task).learning_rate(state.opt_state))
-        first = point_record(0, {"loss": initial["loss"], "lr": lr}, state.params)
+        first = point_record(0, {"loss": initial["loss"], "lr": train.shortest_float(first_lr)}, state.params)
         metrics.write(first)
         log.info(_describe(first))
 

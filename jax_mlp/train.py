@@ -208,18 +208,15 @@ class Compiled(NamedTuple):
     train_step: Callable[..., tuple[TrainState, jax.Array]]
     train_span: Callable[..., tuple[TrainState, SpanMetrics]]
     evaluate: Callable[..., dict[str, jax.Array]]
-    learning_rate: Callable[[optax.OptState], jax.Array]
 
 
 @functools.lru_cache(maxsize=64)
 def compiled(task: Task) -> Compiled:
-    """Jitted `train_step`, `train_span` (state donated), `evaluate` and the current learning
-    rate for `task`, built once."""
+    """Jitted `train_step`, `train_span` (state donated) and `evaluate` for `task`, built once."""
     return Compiled(
         train_step=jax.jit(make_train_step(task)),
         train_span=jax.jit(make_train_span(task), donate_argnums=0),
         evaluate=jax.jit(make_evaluate(task)),
-        learning_rate=jax.jit(functools.partial(optim.learning_rate, task.optimizer)),
     )
 
 
@@ -280,7 +277,7 @@ def fit(
     since_log, pending = done, []
     while done < end:
         span_end = next_point(done, end, epoch, log_every, eval_every)
-        state, metrics = train_span(state, x, y, jnp.asarray(span_end - done, jnp.int32))
+        state, metrics = train_span(state, x, y, np.int32(span_end - done))
         done = span_end
         pending.append(metrics)
         if done != next_point(done - 1, end, log_every, eval_every):

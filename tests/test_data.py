@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import pickle
 
-import jax
 import numpy as np
 import pytest
 
@@ -20,7 +19,7 @@ def _data(*overrides: str):
 
 
 def _load(*overrides: str, key: int = 0, scaling: Scaling | None = None):
-    return load_dataset(_data(*overrides), jax.random.key(key), scaling)
+    return load_dataset(_data(*overrides), key, scaling)
 
 
 def test_seed_note_is_kept_as_it_is():

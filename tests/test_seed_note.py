@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from jax_mlp import config, losses, model, optim, train
-from jax_mlp.run import build_params
 
 # The seed README's exact float64 values (six decimals).
 H1 = [[0.268941, 0.268941], [0.5, 0.731059], [0.731059, 0.952574]]
@@ -46,7 +45,7 @@ def note():
     x = jnp.asarray(cfg.data.x, jnp.float64)
     y = jnp.asarray(cfg.data.y, jnp.float64)
     sizes = (1, *cfg.model.hidden, 1)
-    params = build_params(cfg.model, sizes, jax.random.key(0), jnp.float64)
+    params = model.explicit_params(cfg.model.weights, sizes, dtype=jnp.float64)
     kind = optim.kind_of(cfg.optimizer.name, config.optimizer_hyperparams(cfg.optimizer))
     task = train.Task(model.MLP(sizes, cfg.model.activation, cfg.model.output_activation), "mse", kind)
     return params, x, y, task, cfg.optimizer.lr

@@ -117,13 +117,18 @@ def test_same_seed_gives_bit_identical_params(tmp_path):
 
 
 def test_a_different_seed_gives_different_initial_params():
-    cfg = config.load(config.compose(["model=mlp"]))
-    sizes = (1, *cfg.model.hidden, 1)
-    first = run.build_params(cfg.model, sizes, run.named_key(jax.random.key(0), "init"), jnp.float32)
-    second = run.build_params(cfg.model, sizes, run.named_key(jax.random.key(1), "init"), jnp.float32)
-    again = run.build_params(cfg.model, sizes, run.named_key(jax.random.key(0), "init"), jnp.float32)
-    assert not np.array_equal(first[0]["w"], second[0]["w"])
-    np.testing.assert_array_equal(first[0]["w"], again[0]["w"])
+    def initial(seed: int):
+        cfg = config.load(config.compose(["model=mlp", f"seed={seed}"]))
+        return run.initial_state(cfg, run.prepare(cfg))[0]
+
+    first, second, again = initial(0), initial(1), initial(0)
+    assert not np.array_equal(first.params[0]["w"], second.params[0]["w"])
+    assert not np.array_equal(jax.random.key_data(first.key), jax.random.key_data(second.key))
+    np.testing.assert_array_equal(first.params[0]["w"], again.params[0]["w"])
+    expected = model.init_params(run.named_key(jax.random.key(0), "init"), (1, 32, 32, 1),
+                                 init="glorot_uniform")
+    np.testing.assert_array_equal(first.params[1]["w"], expected[1]["w"])
+    assert float(first.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.1)
 
 
 def test_float64_run(tmp_path):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import zlib
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jax_mlp.errors import UserError
@@ -108,17 +107,15 @@ class Dataset:
         return {name: split for name, split in named.items() if split is not None}
 
 
-def seed_from_key(key: jax.Array) -> int:
-    """A 31-bit integer seed for NumPy and scikit-learn, drawn from a JAX key."""
-    return int(jax.random.randint(key, (), 0, 2**31 - 1, dtype=jnp.int32))
-
-
-def load_dataset(cfg: Any, key: jax.Array, scaling: Scaling | None = None) -> Dataset:
+def load_dataset(cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset:
     """Builds the data set a data config describes.
+
+    Data are drawn and split on the host (NumPy, scikit-learn), from seeds derived from `seed` by
+    name, so no device work runs before training.
 
     Args:
       cfg: a data config (a `jax_mlp.config.DataConfig` subclass); ``cfg.source`` picks the loader.
-      key: PRNG key for sampling and splitting; the same key gives the same data and splits.
+      seed: the same seed gives the same data and splits.
       scaling: standardisation to apply instead of fitting one (what evaluation of a run reuses).
 
     Returns:
@@ -132,6 +129,7 @@ def load_dataset(cfg: Any, key: jax.Array, scaling: Scaling | None = None) -> Da
     loaders = {**sources.LOADERS, **readers.LOADERS}
     if cfg.source not in loaders:
         raise UserError(f"unknown data source {cfg.source!r}; choose one of {', '.join(sorted(loaders))}")
-    source_key, split_key = jax.random.split(key)
-    raw = split.drop_nonfinite(loaders[cfg.source](cfg, seed_from_key(source_key)), cfg.drop_nonfinite)
-    return split.split_and_scale(raw, cfg, seed_from_key(split_key), scaling)
+    source_seed, split_seed = (int(s) >> 1 for s in np.random.SeedSequence(
+        [seed, zlib.crc32(b"data")]).generate_state(2))
+    raw = split.drop_nonfinite(loaders[cfg.source](cfg, source_seed), cfg.drop_nonfinite)
+    return split.split_and_scale(raw, cfg, split_seed, scaling)
