@@ -177,6 +177,7 @@ class TrainerConfig:
     epochs: Optional[int] = None  # passes over the training split
     batch_size: Optional[int] = None  # null: the full batch
     log_every: int = 100  # steps between log lines
+    steps_per_call: Optional[int] = None  # most steps one compiled call runs; null: up to a log line
     eval_every: Optional[int] = None  # epochs between validation passes; null: at every log line
     loss: str = "auto"  # auto (mse, or cross-entropy for classification) | mse | mae | huber
     x64: bool = False  # train in float64
@@ -329,6 +330,8 @@ def check(cfg: Config) -> None:
     _require(t.batch_size is None or t.batch_size >= 1, "trainer.batch_size", "null or a positive integer",
              t.batch_size)
     _require(t.log_every >= 1, "trainer.log_every", "a positive integer", t.log_every)
+    _require(t.steps_per_call is None or t.steps_per_call >= 1, "trainer.steps_per_call",
+             "null or a positive integer", t.steps_per_call)
     _require(t.eval_every is None or t.eval_every >= 1, "trainer.eval_every", "null or a positive integer",
              t.eval_every)
     _one_of("trainer.loss", t.loss, ("auto", *losses.REGRESSION_LOSSES, "cross_entropy"))

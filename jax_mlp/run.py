@@ -129,13 +129,17 @@ def device_split(split: Split, problem: Problem) -> tuple[jax.Array, jax.Array]:
     return jax.device_put((np.asarray(split.x, problem.dtype), np.asarray(split.y, y_dtype)))
 
 
-def make_evaluator(problem: Problem):
-    """``evaluate(params, split_name) -> {metric: float}`` over the whole split."""
+def make_evaluator(problem: Problem, arrays: dict[str, tuple[jax.Array, jax.Array]] | None = None):
+    """``evaluate(params, split_name) -> {metric: float}`` over the whole split.
+
+    `arrays` holds splits already on the device (by name); the others are put there here.
+    """
     evaluate = train.compiled(problem.task).evaluate
     scaling = problem.data.scaling
     target_std = np.ones(problem.data.output_size) if scaling.y_std is None else scaling.y_std
     scale = jax.device_put(np.asarray(target_std, problem.dtype))
-    arrays = {name: device_split(split, problem) for name, split in problem.data.splits().items()}
+    arrays = {name: (arrays or {}).get(name) or device_split(split, problem)
+              for name, split in problem.data.splits().items()}
 
     def evaluate_split(params: model.Params, name: str) -> dict[str, float]:
         metrics = evaluate(params, *arrays[name], scale)
@@ -161,7 +165,7 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     data, task = problem.data, problem.task
     state, first_lr = initial_state(cfg, problem)
     x, y = device_split(data.train, problem)
-    evaluate = make_evaluator(problem)
+    evaluate = make_evaluator(problem, {"train": (x, y)})
     per_epoch = task.steps_per_epoch
     eval_every = None if t.eval_every is None else t.eval_every * per_epoch
     has_val = data.val is not None
@@ -194,7 +198,7 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
             log.info(_describe(record))
 
         result = train.fit(state, x, y, task, steps=problem.total_steps, log_every=t.log_every,
-                           eval_every=eval_every, on_log=on_log)
+                           eval_every=eval_every, steps_per_call=t.steps_per_call, on_log=on_log)
 
     final = {f"{name}_{k}": v for name in data.splits()
              for k, v in evaluate(result.state.params, name).items()}

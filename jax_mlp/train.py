@@ -259,12 +259,13 @@ def fit(
     steps: int,
     log_every: int,
     eval_every: int | None = None,
+    steps_per_call: int | None = None,
     on_log: LogFn | None = None,
 ) -> FitResult:
     """Trains `state` for `steps` more steps on ``x`` (n, n_in) and ``y``.
 
-    Runs one compiled span up to each multiple of `log_every` or `eval_every` (both in steps),
-    epoch boundary (with mini-batches) and the end, and calls ``on_log(step, {"loss", "lr"}, state)`` there, with the mean loss of
+    Runs one compiled span up to each multiple of `log_every`, `eval_every` or `steps_per_call`
+    (all in steps), each epoch boundary (with mini-batches) and the end, and calls ``on_log(step, {"loss", "lr"}, state)`` there, with the mean loss of
     the span. Stops early at the first such point where the loss or the params are not finite.
 
     Returns:
@@ -276,7 +277,7 @@ def fit(
     end = done + steps
     since_log, pending = done, []
     while done < end:
-        span_end = next_point(done, end, epoch, log_every, eval_every)
+        span_end = next_point(done, end, epoch, log_every, eval_every, steps_per_call)
         state, metrics = train_span(state, x, y, np.int32(span_end - done))
         done = span_end
         pending.append(metrics)

@@ -75,6 +75,25 @@ def test_fit_compiles_once_across_spans_lengths_and_learning_rates():
     assert span._cache_size() == 1
 
 
+def test_steps_per_call_splits_spans_without_changing_results():
+    state, x, y, task = _problem(jnp.float64)
+    whole = train.fit(state, x, y, task, steps=12, log_every=12).state
+    state, *_ = _problem(jnp.float64)
+    logged = []
+    split = train.fit(state, x, y, task, steps=12, log_every=12, steps_per_call=5,
+                      on_log=lambda s, m, _: logged.append(s)).state
+    assert logged == [12]
+    for a, b in zip(jax.tree_util.tree_leaves(whole.params), jax.tree_util.tree_leaves(split.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_next_point():
+    assert train.next_point(0, 100, 30) == 30
+    assert train.next_point(30, 100, 30, 20) == 40
+    assert train.next_point(90, 100, 30) == 100
+    assert train.next_point(5, 100, None, 7) == 7
+
+
 def test_fit_stops_at_the_log_point_where_the_loss_stops_being_finite():
     state, x, y, task = _problem(jnp.float32, lr=1e4)
     logged = []

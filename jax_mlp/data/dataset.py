@@ -16,8 +16,8 @@ CLASSIFICATION = "classification"
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs ``x`` (n, n_in) float64 and targets ``y``: (n, n_out) float64 for regression,
-    (n,) int32 class labels for classification. NumPy arrays on the host."""
+    """Inputs ``x`` (n, n_in) and targets ``y``: (n, n_out) for regression, (n,) int32 class labels
+    for classification. NumPy arrays on the host, float64 or (large synthetic sets) float32."""
 
     x: np.ndarray
     y: np.ndarray
@@ -119,7 +119,7 @@ def load_dataset(cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset
       scaling: standardisation to apply instead of fitting one (what evaluation of a run reuses).
 
     Returns:
-      A `Dataset` with float64 inputs; the caller casts them to the training dtype.
+      A `Dataset` of host arrays; the caller casts them to the training dtype.
 
     Raises:
       UserError: a missing or malformed file, a bad value, or an empty split.

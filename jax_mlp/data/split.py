@@ -50,21 +50,29 @@ def _split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratif
 
 
 def fit_scaling(train: Split, task: str, standardize: bool, standardize_targets: bool) -> Scaling:
-    """Means and standard deviations of the training split (a constant column gets std 1)."""
+    """Means and standard deviations (float64) of the training split; a constant column gets std 1."""
     def moments(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        std = a.std(axis=0)
-        return a.mean(axis=0), np.where(std > 0, std, 1.0)
+        std = a.std(axis=0, dtype=np.float64)
+        return a.mean(axis=0, dtype=np.float64), np.where(std > 0, std, 1.0)
 
     x_mean, x_std = moments(train.x) if standardize else (None, None)
     y_mean, y_std = moments(train.y) if standardize_targets and task == REGRESSION else (None, None)
     return Scaling(x_mean, x_std, y_mean, y_std)
 
 
+def _standardized(a: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
+    """``(a - mean) / std`` in a's float dtype, through a single new array."""
+    if mean is None:
+        return a
+    out = a - mean.astype(a.dtype)
+    out /= std.astype(a.dtype)
+    return out
+
+
 def apply_scaling(split: Split, scaling: Scaling) -> Split:
     """`split` standardised by `scaling`."""
-    x = split.x if scaling.x_mean is None else (split.x - scaling.x_mean) / scaling.x_std
-    y = split.y if scaling.y_mean is None else (split.y - scaling.y_mean) / scaling.y_std
-    return Split(x, y)
+    return Split(_standardized(split.x, scaling.x_mean, scaling.x_std),
+                 _standardized(split.y, scaling.y_mean, scaling.y_std))
 
 
 def split_and_scale(raw: Raw, cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset:

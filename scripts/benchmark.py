@@ -1,0 +1,350 @@
+"""Speed of this project's training against the alternatives, side by side in one process.
+
+    python scripts/benchmark.py                       # both workloads, every contender found
+    python scripts/benchmark.py --quick               # fewer steps, for a smoke test
+    python scripts/benchmark.py --json results.json   # also write the figures as JSON
+
+Workloads (float32, plain SGD, same data and step count for every contender):
+  note  the seed note's 1-2-2-1 sigmoid network, MSE on its three points, full batch, 20000 steps;
+  mlp   a 784-512-512-10 relu MLP, softmax cross-entropy, `data=blobs` with 60000 x 784 samples,
+        mini-batches of 256, 2 epochs.
+Contenders: this project's `train.fit`; a Python loop calling a jitted step per batch, as the JAX
+and Flax tutorials write it; a hand-written `lax.scan` over the same step (the roof of this
+design); PyTorch eager with `torch.optim.SGD` (when torch is installed: the `bench` extra);
+scikit-learn's MLP with solver="sgd". Compilation is excluded (each JAX contender runs once
+before it is timed); every figure is the best of `--repeats` timed runs.
+FLOPs: 6 x params x samples (a multiply-add is two FLOPs; forward one matmul, backward two).
+Beside the table it reports the jitted float32 matmul rate of this machine, the wall time of the
+default command against `import jax, optax, hydra`, the persistent compilation cache at work
+(a second identical run compiles nothing), and the peak resident memory of the 60000 x 784 run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jax_mlp import config, model, optim, run, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass
+class Workload:
+    name: str
+    overrides: list[str]
+    steps: int
+    lr: float
+    log_every: int
+
+
+def workloads(quick: bool) -> list[Workload]:
+    blobs = ["data=blobs", "data.n=60000", "data.features=784", "data.classes=10",
+             "data.val_fraction=0", "data.test_fraction=0", "model=mlp", "model.hidden=[512,512]",
+             "model.activation=relu", "trainer.batch_size=256", "trainer.steps=null", "trainer.epochs=1"]
+    epoch = 60000 // 256 + 1  # 235 batches, the last one partial
+    return [
+        Workload("note", [], 2000 if quick else 20000, 0.1, 1000),
+        Workload("mlp", blobs, epoch if quick else 2 * epoch, 0.01, epoch),
+    ]
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """The shortest wall time of `repeats` calls of `fn` (which must block until done)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+class Setup:
+    """One workload made concrete: data on the device, the task, fresh states on demand."""
+
+    def __init__(self, w: Workload) -> None:
+        self.cfg = config.load(config.compose([*w.overrides, "optimizer=sgd", f"optimizer.lr={w.lr}",
+                                               "trainer.compilation_cache=false"]))
+        self.problem = run.prepare(self.cfg)
+        self.task = self.problem.task
+        self.x, self.y = run.device_split(self.problem.data.train, self.problem)
+        self.x_host = np.asarray(self.problem.data.train.x, np.float32)
+        self.y_host = np.asarray(self.problem.data.train.y)
+        self.w = w
+        self.batch = None if self.task.full_batch else self.task.batch_size
+        self.classify = self.task.loss == "softmax_cross_entropy"
+
+    def state(self) -> train.TrainState:
+        return run.initial_state(self.cfg, self.problem)[0]
+
+    @property
+    def samples_per_step(self) -> int:
+        return self.batch or len(self.x_host)
+
+
+def project_fit(s: Setup, repeats: int) -> float:
+    def go():
+        result = train.fit(s.state(), s.x, s.y, s.task, steps=s.w.steps, log_every=s.w.log_every)
+        jax.block_until_ready(result.state.params)
+    go()
+    return best_time(go, repeats)
+
+
+def _plain_step(s: Setup):
+    loss_of = train.objective(s.task)
+    tx = optax.sgd(s.w.lr)
+
+    @jax.jit
+    def step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(loss_of)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return tx, step
+
+
+def python_loop(s: Setup, repeats: int) -> float:
+    """A jitted step per batch from Python, batches gathered on the host (the Flax MNIST way)."""
+    tx, step = _plain_step(s)
+    rng = np.random.default_rng(0)
+
+    def go():
+        params = s.state().params
+        opt_state = tx.init(params)
+        if s.batch is None:
+            for _ in range(s.w.steps):
+                params, opt_state, loss = step(params, opt_state, s.x, s.y)
+        else:
+            done = 0
+            while done < s.w.steps:
+                order = rng.permutation(len(s.x_host))
+                for start in range(0, len(order), s.batch):
+                    if done == s.w.steps:
+                        break
+                    index = order[start:start + s.batch]
+                    params, opt_state, loss = step(params, opt_state, s.x_host[index], s.y_host[index])
+                    done += 1
+        jax.block_until_ready(params)
+    go()
+    return best_time(go, repeats)
+
+
+def handwritten_scan(s: Setup, repeats: int) -> float:
+    """The same step inside one `lax.scan` per call, data on the device (the roof of this design)."""
+    loss_of = train.objective(s.task)
+    tx = optax.sgd(s.w.lr)
+
+    def step(carry, index):
+        params, opt_state = carry
+        x, y = (s.x, s.y) if index is None else (s.x[index], s.y[index])
+        loss, grads = jax.value_and_grad(loss_of)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    @jax.jit
+    def run_all(params, key):
+        carry = (params, tx.init(params))
+        if s.batch is None:
+            carry, losses = jax.lax.scan(lambda c, _: step(c, None), carry, None, length=s.w.steps)
+        else:
+            per_epoch = len(s.x_host) // s.batch  # whole batches only: the scan roof needs no padding
+            epochs = -(-s.w.steps // per_epoch)
+            orders = jax.vmap(lambda k: jax.random.permutation(k, len(s.x_host))[:per_epoch * s.batch])(
+                jax.random.split(key, epochs)).reshape(epochs * per_epoch, s.batch)[:s.w.steps]
+            carry, losses = jax.lax.scan(step, carry, orders)
+        return carry[0], losses.mean()
+
+    key = jax.random.key(0)
+    jax.block_until_ready(run_all(s.state().params, key))
+    return best_time(lambda: jax.block_until_ready(run_all(s.state().params, key)), repeats)
+
+
+def pytorch_eager(s: Setup, repeats: int) -> float | None:
+    """PyTorch eager with `torch.optim.SGD`; on the full batch it times a tenth of the steps."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    sizes = s.task.mlp.sizes
+    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[s.task.mlp.activation]
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [torch.nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
+    x = torch.from_numpy(s.x_host)
+    y = torch.from_numpy(s.y_host.astype(np.int64) if s.classify else s.y_host.astype(np.float32))
+    loss_fn = torch.nn.CrossEntropyLoss() if s.classify else torch.nn.MSELoss()
+    batch = s.batch or len(x)
+    steps = s.w.steps if s.batch else max(s.w.steps // 10, 1)
+
+    def go(steps: int = steps):
+        net = torch.nn.Sequential(*layers)
+        opt = torch.optim.SGD(net.parameters(), lr=s.w.lr)
+        done = 0
+        while done < steps:
+            order = torch.randperm(len(x))
+            for start in range(0, len(x), batch):
+                if done == steps:
+                    break
+                index = order[start:start + batch]
+                opt.zero_grad()
+                loss_fn(net(x[index]), y[index]).backward()
+                opt.step()
+                done += 1
+
+    go(10)  # PyTorch's first calls pay for lazy set-up
+    return best_time(go, repeats) * s.w.steps / steps
+
+
+def sklearn_mlp(s: Setup, repeats: int) -> float | None:
+    """scikit-learn's MLP, solver="sgd" without momentum or L2; on the full batch (one step an
+    iteration) it times a tenth of the steps."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    batch = s.batch or len(s.x_host)
+    per_epoch = -(-len(s.x_host) // batch)
+    epochs = -(-s.w.steps // per_epoch)
+    if s.batch is None:
+        epochs = max(epochs // 10, 1)
+    estimator = (MLPClassifier if s.classify else MLPRegressor)(
+        hidden_layer_sizes=tuple(s.task.mlp.sizes[1:-1]),
+        activation={"sigmoid": "logistic"}.get(s.task.mlp.activation, s.task.mlp.activation),
+        solver="sgd", learning_rate_init=s.w.lr, momentum=0.0, nesterovs_momentum=False, alpha=0.0,
+        batch_size=batch, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, shuffle=True,
+        random_state=0)
+    y = s.y_host if s.classify else s.y_host[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        seconds = best_time(lambda: estimator.fit(s.x_host, y), 1)
+    return seconds * s.w.steps / (epochs * per_epoch)
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a jitted float32 (n x n) @ (n x n) matmul."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    return 2 * n**3 / best_time(lambda: jax.block_until_ready(f(a)), repeats) / 1e9
+
+
+def whole_process(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+    """(wall seconds, peak resident KB) of a command run as its own process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss
+
+
+def startup(tmp: Path, repeats: int) -> dict:
+    """The default command against the bare imports, and the compilation cache at work."""
+    cache = tmp / "xla-cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "xdg")}
+    train_cmd = [sys.executable, "scripts/train.py", f"trainer.cache_dir={cache}", f"hydra.run.dir={tmp}/run"]
+    first, _ = whole_process(train_cmd, env)
+    entries_after_first = len(list(cache.iterdir()))
+    second, _ = whole_process(train_cmd, env)
+    entries_after_second = len(list(cache.iterdir()))
+    imports, trains = [], []
+    for _ in range(repeats):
+        imports.append(whole_process([sys.executable, "-c", "import jax, optax, hydra"], env)[0])
+        trains.append(whole_process(train_cmd, env)[0])
+    return {"cold_run_s": first, "warm_run_s": second, "cache_entries_after_first": entries_after_first,
+            "cache_entries_after_second": entries_after_second,
+            "import_s": statistics.median(imports), "default_run_s": statistics.median(trains),
+            "default_over_import": statistics.median(trains) / statistics.median(imports)}
+
+
+def peak_memory(tmp: Path, w: Workload) -> float:
+    """Peak resident MB of `scripts/train.py` on the 60000 x 784 workload, one epoch."""
+    cmd = [sys.executable, "scripts/train.py", *w.overrides, "optimizer.lr=0.01",
+           f"hydra.run.dir={tmp}/mem", "trainer.log_every=1000"]
+    return whole_process(cmd)[1] / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--skip", nargs="*", default=[], help="contenders to skip (sklearn, pytorch, ...)")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+
+    contenders = {"jax_mlp fit": project_fit, "python loop + jit step": python_loop,
+                  "hand-written lax.scan": handwritten_scan, "pytorch eager": pytorch_eager,
+                  "sklearn sgd": sklearn_mlp}
+    # Whole processes first, while this one is small: a forked child's peak memory counts the
+    # pages it shares with its parent until it execs.
+    with tempfile.TemporaryDirectory() as tmp:
+        processes = {"startup": startup(Path(tmp), 3 if args.quick else 7),
+                     "peak_rss_mb_60000x784": peak_memory(Path(tmp), workloads(True)[1])}
+    peak = matmul_rate()
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+               "versions": {"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__,
+                            "python": platform.python_version()},
+               "matmul_gflops": peak, "workloads": {}, **processes}
+    for w in workloads(args.quick):
+        s = Setup(w)
+        samples = w.steps * s.samples_per_step
+        flops = 6 * model.num_params(s.task.mlp.sizes) * samples
+        rows = {}
+        for name, fn in contenders.items():
+            if any(skip in name for skip in args.skip):
+                continue
+            seconds = fn(s, repeats)
+            if seconds is not None:
+                rows[name] = {"seconds": seconds, "steps_per_s": w.steps / seconds,
+                              "samples_per_s": samples / seconds, "gflops": flops / seconds / 1e9}
+        ours = rows["jax_mlp fit"]["seconds"]
+        for row in rows.values():
+            row["speed_vs_jax_mlp"] = ours / row["seconds"]
+        results["workloads"][w.name] = {"sizes": list(s.task.mlp.sizes), "steps": w.steps,
+                                        "batch": s.samples_per_step, "rows": rows,
+                                        "fraction_of_matmul_rate": rows["jax_mlp fit"]["gflops"] / peak}
+        print_table(w, s, rows, peak)
+    st = results["startup"]
+    print(f"\njitted float32 matmul (2048^3): {peak:.1f} GFLOP/s")
+    print(f"default command: {st['default_run_s']:.2f} s, `import jax, optax, hydra`: {st['import_s']:.2f} s "
+          f"(ratio {st['default_over_import']:.2f}, medians of alternating runs)")
+    print(f"compilation cache: first run {st['cold_run_s']:.2f} s wrote {st['cache_entries_after_first']} "
+          f"programs; an identical second run {st['warm_run_s']:.2f} s, entries now "
+          f"{st['cache_entries_after_second']} (nothing new compiled)")
+    print(f"peak resident memory, 60000 x 784 run (one epoch): {results['peak_rss_mb_60000x784']:.0f} MB")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def print_table(w: Workload, s: Setup, rows: dict, peak: float) -> None:
+    unit = "steps/s" if s.batch is None else "samples/s"
+    key = "steps_per_s" if s.batch is None else "samples_per_s"
+    print(f"\n{w.name}: {'-'.join(map(str, s.task.mlp.sizes))}, {w.steps} steps of "
+          f"{s.samples_per_step} samples, SGD lr {w.lr}, float32")
+    print(f"| contender | {unit} | GFLOP/s | vs jax_mlp |")
+    print("|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r[key]:,.0f} | {r['gflops']:.2f} | {r['speed_vs_jax_mlp']:.3f} |")
+    print(f"jax_mlp fit reaches {rows['jax_mlp fit']['gflops'] / peak:.2f} of the jitted matmul rate")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
