@@ -1,7 +1,10 @@
-"""What a run leaves behind for people and sweepers: ``summary.json``."""
+"""What runs leave behind for people and sweepers: ``summary.json``, and a sweep's summary table."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -23,3 +26,58 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
     """Writes ``summary.json`` atomically; non-finite floats become strings ("inf")."""
     files.write_json(path, {k: json_number(v) if isinstance(v, float) else v
                             for k, v in summary.items()})
+
+
+SUMMARY_COLUMNS = ("job", "overrides", "status", "objective")
+
+
+def _job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per job folder under `sweep_dir` (a folder holding ``.hydra/overrides.yaml``)."""
+    import yaml
+
+    rows = []
+    for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
+        job_dir = overrides_file.parent.parent
+        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        summary_file = job_dir / "summary.json"
+        row: dict[str, Any] = {"job": str(job_dir.relative_to(sweep_dir)), "overrides": " ".join(overrides)}
+        if summary_file.is_file():
+            summary = json.loads(summary_file.read_text())
+            row["status"] = summary.get("status", "unknown")
+            row["objective"] = float(summary.get("objective", math.inf))
+            for key, value in summary.items():
+                if key.startswith(("train_", "val_", "test_")) and isinstance(value, (int, float, str)):
+                    row[key] = float(value)
+        else:
+            row.update(status="failed", objective=math.inf)
+        rows.append(row)
+    rows.sort(key=lambda r: (not math.isfinite(r["objective"]), r["objective"], r["job"]))
+    return rows
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def write_sweep_summary(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Writes ``sweep_summary.csv`` and ``sweep_summary.md`` at the sweep's root: one row a job
+    (its folder, overrides, status, objective and final metrics), best objective first.
+
+    A job without ``summary.json`` (it failed before training) is listed as ``failed``.
+
+    Returns:
+      The rows, as written.
+    """
+    sweep_dir = Path(sweep_dir)
+    rows = _job_rows(sweep_dir)
+    metrics = sorted({k for row in rows for k in row} - set(SUMMARY_COLUMNS))
+    columns = [*SUMMARY_COLUMNS, *metrics]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    files.write_atomic(sweep_dir / "sweep_summary.csv", buffer.getvalue().encode())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    files.write_atomic(sweep_dir / "sweep_summary.md", ("\n".join(lines) + "\n").encode())
+    return rows

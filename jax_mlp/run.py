@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from jax_mlp import checkpoint, config, devices, model, optim, report, train
@@ -148,89 +150,123 @@ def make_evaluator(problem: Problem, arrays: dict[str, tuple[jax.Array, jax.Arra
     return evaluate_split
 
 
-def execute(cfg: config.Config, out_dir: Path) -> Outcome:
-    """Trains the run `cfg` describes and writes its outputs into `out_dir`.
+def due_splits(problem: Problem, step: int, eval_every: int | None) -> tuple[str, ...]:
+    """The splits to evaluate at `step`: validation every `eval_every` steps (None: at every log
+    point) and at the end; test at the end only."""
+    data, end = problem.data, problem.total_steps
+    val = data.val is not None and (eval_every is None or step % eval_every == 0 or step == end)
+    return ("val",) * val + ("test",) * (data.test is not None and step == end)
 
-    Writes ``scaling.json``, ``metrics.jsonl`` (one line a log point, step 0 first),
-    ``summary.json`` and ``params.npz``.
+
+class RunOutputs:
+    """One run's folder: ``scaling.json`` at once, ``metrics.jsonl`` a line a log point, and at the
+    end ``params.npz`` and ``summary.json``. Shared by single runs and vmapped sweeps."""
+
+    def __init__(self, cfg: config.Config, problem: Problem, out_dir: Path) -> None:
+        self.cfg, self.problem, self.out_dir = cfg, problem, Path(out_dir)
+        self.started = time.perf_counter()
+        self.diverged_at: int | None = None
+        self.initial_loss = math.nan
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "scaling.json").write_text(json.dumps(problem.data.scaling.as_dict()) + "\n")
+        self.metrics = JsonlWriter(self.out_dir / "metrics.jsonl")
+
+    def record(self, step: int, loss: float, lr: float, finite: bool,
+               evaluations: dict[str, dict[str, float]]) -> None:
+        """Writes the log point `step`: the mean training loss since the last one, the learning
+        rate, and each evaluated split's metrics; a first non-finite point marks divergence."""
+        task = self.problem.task
+        epoch = {} if task.full_batch else {"epoch": round(step / task.steps_per_epoch, 6)}
+        record = {"step": step, **epoch, "loss": loss, "lr": lr,
+                  **{f"{split}_{k}": v for split, values in evaluations.items() for k, v in values.items()}}
+        if step == 0:
+            self.initial_loss = loss
+        if not finite and self.diverged_at is None:
+            self.diverged_at = step
+        self.metrics.write(record)
+        log.info(_describe(record))
+
+    def finish(self, params: model.Params, steps: int, final: dict[str, dict[str, float]]) -> Outcome:
+        """Writes ``params.npz`` and ``summary.json`` from the final params and every split's
+        metrics; returns the run's `Outcome`."""
+        self.metrics.close()
+        cfg, data, task = self.cfg, self.problem.data, self.problem.task
+        flat = {f"{split}_{k}": v for split, values in final.items() for k, v in values.items()}
+        diverged = self.diverged_at is not None or not math.isfinite(flat["train_loss"])
+        objective = math.inf if diverged else report.finite_or_inf(
+            flat["val_loss" if data.val is not None else "train_loss"])
+        checkpoint.save_params(self.out_dir / "params.npz", params)
+        report.write_summary(self.out_dir / "summary.json", {
+            "status": "diverged" if diverged else "completed",
+            "steps": steps,
+            "epochs": round(steps / task.steps_per_epoch, 6),
+            "initial_loss": self.initial_loss,
+            **flat,
+            "objective": objective,
+            "lr": cfg.optimizer.lr,
+            "task": data.task,
+            "loss": task.loss,
+            "samples": {name: len(split) for name, split in data.splits().items()},
+            "classes": list(data.class_names),
+            "dtype": jnp.dtype(self.problem.dtype).name,
+            "wall_seconds": time.perf_counter() - self.started,
+            **devices.describe(),
+            "config": dataclasses.asdict(cfg),
+        })
+        if diverged:
+            return Outcome(objective, "diverged", (
+                f"training diverged at step {self.diverged_at}: the loss is not finite with "
+                f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
+                f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"))
+        log.info("final loss %.6g, objective %.6g; %s; outputs in %s", flat["train_loss"], objective,
+                 ", ".join(f"{k} {v:.6g}" for k, v in flat.items() if k != "train_loss"), self.out_dir)
+        return Outcome(objective, "completed")
+
+
+def describe_run(problem: Problem, cfg: config.Config) -> str:
+    """One line on what is about to train."""
+    data, task = problem.data, problem.task
+    return (f"model {'-'.join(map(str, task.mlp.sizes))} ({model.num_params(task.mlp.sizes)} params, "
+            f"{task.loss}); data {data.name}: {data.task}, {len(data.train)} train / "
+            f"{len(data.val or ())} val / {len(data.test or ())} test; {cfg.optimizer.name} "
+            f"lr={cfg.optimizer.lr:g}; {problem.total_steps} steps of "
+            + ("the full batch" if task.full_batch else f"batch {task.batch_size}"))
+
+
+def eval_interval(cfg: config.Config, problem: Problem) -> int | None:
+    """``trainer.eval_every`` in steps (None: evaluate at every log point)."""
+    every = cfg.trainer.eval_every
+    return None if every is None else every * problem.task.steps_per_epoch
+
+
+def execute(cfg: config.Config, out_dir: Path) -> Outcome:
+    """Trains the run `cfg` describes and writes its outputs into `out_dir` (see `RunOutputs`).
 
     Returns:
       The `Outcome`; its objective is the final validation loss (the training loss when there is
       no validation split), or inf when training diverged.
     """
-    started = time.perf_counter()
     t = cfg.trainer
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     problem = prepare(cfg)
-    data, task = problem.data, problem.task
     state, first_lr = initial_state(cfg, problem)
-    x, y = device_split(data.train, problem)
+    x, y = device_split(problem.data.train, problem)
     evaluate = make_evaluator(problem, {"train": (x, y)})
-    per_epoch = task.steps_per_epoch
-    eval_every = None if t.eval_every is None else t.eval_every * per_epoch
-    has_val = data.val is not None
+    eval_every = eval_interval(cfg, problem)
+    outputs = RunOutputs(cfg, problem, out_dir)
+    log.info(describe_run(problem, cfg))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "scaling.json").write_text(json.dumps(data.scaling.as_dict()) + "\n")
-    log.info("model %s (%d params, %s); data %s: %s, %d train / %d val / %d test; %s lr=%g; "
-             "%d steps of %s", "-".join(map(str, task.mlp.sizes)), model.num_params(task.mlp.sizes),
-             task.loss, data.name, data.task, len(data.train), len(data.val or ()), len(data.test or ()),
-             cfg.optimizer.name, cfg.optimizer.lr, problem.total_steps,
-             "the full batch" if task.full_batch else f"batch {task.batch_size}")
-
-    def point_record(step: int, values: dict[str, float], params: model.Params) -> dict[str, Any]:
-        record = {"step": step, **({} if task.full_batch else {"epoch": round(step / per_epoch, 6)}),
-                  **values}
-        due = eval_every is None or step % eval_every == 0 or step == problem.total_steps
-        for name in ("val",) * (has_val and due) + ("test",) * (step == problem.total_steps and data.test is not None):
-            record.update({f"{name}_{k}": v for k, v in evaluate(params, name).items()})
-        return record
+    def on_log(step: int, point: train.LogPoint, state: train.TrainState) -> None:
+        evaluations = {name: evaluate(state.params, name) for name in due_splits(problem, step, eval_every)}
+        outputs.record(step, train.shortest_float(point.loss), train.shortest_float(point.lr),
+                       bool(point.finite), evaluations)
 
     initial = evaluate(state.params, "train")
-    with JsonlWriter(out_dir / "metrics.jsonl") as metrics:
-        first = point_record(0, {"loss": initial["loss"], "lr": train.shortest_float(first_lr)}, state.params)
-        metrics.write(first)
-        log.info(_describe(first))
-
-        def on_log(step: int, values: dict[str, float], state: train.TrainState) -> None:
-            record = point_record(step, values, state.params)
-            metrics.write(record)
-            log.info(_describe(record))
-
-        result = train.fit(state, x, y, task, steps=problem.total_steps, log_every=t.log_every,
-                           eval_every=eval_every, steps_per_call=t.steps_per_call, on_log=on_log)
-
-    final = {f"{name}_{k}": v for name in data.splits()
-             for k, v in evaluate(result.state.params, name).items()}
-    diverged = result.diverged_at is not None or not np.isfinite(final["train_loss"])
-    status = "diverged" if diverged else "completed"
-    objective = float("inf") if diverged else report.finite_or_inf(final["val_loss" if has_val else "train_loss"])
-    checkpoint.save_params(out_dir / "params.npz", result.state.params)
-    report.write_summary(out_dir / "summary.json", {
-        "status": status,
-        "steps": int(result.state.step),
-        "epochs": round(int(result.state.step) / per_epoch, 6),
-        "initial_loss": initial["loss"],
-        **final,
-        "objective": objective,
-        "lr": cfg.optimizer.lr,
-        "task": data.task,
-        "loss": task.loss,
-        "samples": {name: len(split) for name, split in data.splits().items()},
-        "classes": list(data.class_names),
-        "dtype": jnp.dtype(problem.dtype).name,
-        "wall_seconds": time.perf_counter() - started,
-        **devices.describe(),
-        "config": dataclasses.asdict(cfg),
-    })
-    if diverged:
-        message = (f"training diverged at step {result.diverged_at}: the loss is not finite with "
-                   f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
-                   f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer")
-        return Outcome(objective, status, message)
-    log.info("final loss %.6g, objective %.6g; %s; outputs in %s", final["train_loss"], objective,
-             ", ".join(f"{k} {v:.6g}" for k, v in final.items() if k != "train_loss"), out_dir)
-    return Outcome(objective, status)
+    on_log(0, train.LogPoint(np.asarray(initial["loss"]), first_lr, np.asarray(True)), state)
+    result = train.fit(state, x, y, problem.task, steps=problem.total_steps, log_every=t.log_every,
+                       eval_every=eval_every, steps_per_call=t.steps_per_call, on_log=on_log)
+    final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
+    return outputs.finish(result.state.params, int(result.state.step), final)
 
 
 def _describe(record: dict[str, Any]) -> str:
@@ -276,6 +312,16 @@ def run(cfg: DictConfig) -> float:
         if hydra_cfg.mode != RunMode.MULTIRUN:  # in a sweep the job ends normally, objective inf
             sys.exit(EXIT_DIVERGED)
     return outcome.objective
+
+
+class SweepSummary(Callback):
+    """A Hydra callback: at the end of a multirun, the sweep summary table at the sweep's root."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        rows = report.write_sweep_summary(Path(config.hydra.sweep.dir))
+        if rows:
+            log.info("sweep summary of %d jobs in %s; best: %s (objective %.6g)", len(rows),
+                     config.hydra.sweep.dir, rows[0]["overrides"] or "(no overrides)", rows[0]["objective"])
 
 
 def _task(cfg: DictConfig) -> float:

@@ -233,15 +233,29 @@ class FitResult:
     """How `fit` ended.
 
     Attributes:
-      state: the final state (training stops at the first point where it is not finite).
-      diverged_at: the step at whose log point a non-finite loss or param was seen, else None.
+      state: the final state.
+      diverged_at: the step at whose log point a non-finite loss or param stopped training, else None.
     """
 
     state: TrainState
     diverged_at: int | None
 
 
-LogFn = Callable[[int, dict[str, float], TrainState], None]
+class LogPoint(NamedTuple):
+    """What `fit` reports at a log point, as NumPy values (with a leading run axis under `vmap`).
+
+    Attributes:
+      loss: mean training loss of the steps since the previous log point.
+      lr: the learning rate of the next step.
+      finite: whether every loss since the previous point and the params are finite.
+    """
+
+    loss: np.ndarray
+    lr: np.ndarray
+    finite: np.ndarray
+
+
+LogFn = Callable[[int, LogPoint, TrainState], None]
 
 
 def next_point(step: int, end: int, *intervals: int | None) -> int:
@@ -261,6 +275,8 @@ def fit(
     eval_every: int | None = None,
     steps_per_call: int | None = None,
     on_log: LogFn | None = None,
+    train_span: Callable[..., tuple[TrainState, SpanMetrics]] | None = None,
+    stop_when_diverged: bool = True,
 ) -> FitResult:
     """Trains `state` for `steps` more steps on ``x`` (n, n_in) and ``y``.
 
@@ -284,12 +300,12 @@ def fit(
         if done != next_point(done - 1, end, log_every, eval_every):
             continue  # an epoch boundary between two log points: no sync with the device
         fetched = jax.device_get(pending)
-        loss = np.sum([m.loss_sum for m in fetched]) / (done - since_log)
-        finite = all(bool(m.finite) for m in fetched)
+        dtype = fetched[-1].loss_sum.dtype
+        loss = (np.sum([m.loss_sum for m in fetched], axis=0) / (done - since_log)).astype(dtype)
+        finite = np.logical_and.reduce([m.finite for m in fetched])
         since_log, pending = done, []
         if on_log is not None:
-            on_log(done, {"loss": shortest_float(loss.astype(fetched[-1].loss_sum.dtype)),
-                          "lr": shortest_float(fetched[-1].lr)}, state)
-        if not finite:
+            on_log(done, LogPoint(loss, fetched[-1].lr, finite), state)
+        if stop_when_diverged and not np.all(finite):
             return FitResult(state, diverged_at=done)
     return FitResult(state, diverged_at=None)

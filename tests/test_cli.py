@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -78,9 +79,25 @@ def test_a_diverging_run_exits_3_and_says_so(train_cli):
     assert summary["status"] == "diverged" and summary["objective"] == "inf"
 
 
-def test_multirun_writes_a_folder_per_job(run_script, tmp_path):
-    result = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path}", "optimizer.lr=0.05,0.1",
-                        "trainer.steps=20")
+def test_multirun_writes_a_folder_per_job_and_a_sweep_summary(run_script, tmp_path):
+    result = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path}", "optimizer.lr=0.05,1000,0.1",
+                        "seed=0,1", "trainer.steps=200")
     assert result.returncode == 0, result.stderr
-    objectives = [json.loads((tmp_path / str(job) / "summary.json").read_text())["lr"] for job in (0, 1)]
-    assert objectives == [0.05, 0.1]
+    assert result.stderr.count("training diverged at step 100") == 2  # lr=1000, both seeds
+    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert jobs == [str(i) for i in range(6)]
+    for job in jobs:
+        assert {"metrics.jsonl", "summary.json", "params.npz", ".hydra"} <= {p.name for p in (tmp_path / job).iterdir()}
+    first = json.loads((tmp_path / "0" / "summary.json").read_text())
+    assert first["lr"] == 0.05 and first["config"]["seed"] == 0
+    rows = list(csv.DictReader((tmp_path / "sweep_summary.csv").open()))
+    assert [r["job"] for r in rows][-2:] == ["2", "3"]  # the diverged jobs, last
+    assert [r["status"] for r in rows] == ["completed"] * 4 + ["diverged"] * 2
+    assert [r["overrides"] for r in rows[-2:]] == ["optimizer.lr=1000 seed=0 trainer.steps=200",
+                                                 "optimizer.lr=1000 seed=1 trainer.steps=200"]
+    assert rows[-1]["objective"] == "inf"
+    objectives = [float(r["objective"]) for r in rows[:4]]
+    assert objectives == sorted(objectives)
+    assert objectives[0] == pytest.approx(json.loads((tmp_path / rows[0]["job"] / "summary.json").read_text())["objective"], rel=1e-5)
+    markdown = (tmp_path / "sweep_summary.md").read_text().splitlines()
+    assert markdown[0].startswith("| job | overrides | status | objective |") and len(markdown) == 8

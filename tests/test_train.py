@@ -60,9 +60,9 @@ def test_fit_logs_mean_loss_of_each_interval():
     logged = []
     train.fit(state, x, y, task, steps=7, log_every=3, on_log=lambda s, m, _: logged.append((s, m)))
     assert [s for s, _ in logged] == [3, 6, 7]
-    assert logged[0][1]["loss"] == pytest.approx(np.mean(losses[:3]), rel=1e-12)
-    assert logged[2][1]["loss"] == pytest.approx(losses[6], rel=1e-12)
-    assert logged[0][1]["lr"] == 0.1
+    assert float(logged[0][1].loss) == pytest.approx(np.mean(losses[:3]), rel=1e-12)
+    assert float(logged[2][1].loss) == pytest.approx(losses[6], rel=1e-12)
+    assert float(logged[0][1].lr) == 0.1 and bool(logged[0][1].finite)
 
 
 def test_fit_compiles_once_across_spans_lengths_and_learning_rates():
