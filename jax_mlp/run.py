@@ -94,11 +94,17 @@ def initial_state(cfg: config.Config, problem: Problem) -> tuple[train.TrainStat
     Built by one compiled program: op by op, every key split and layer draw would be a program
     of its own to compile or load.
     """
+    return initial_state_fn(cfg, problem)(np.uint32(cfg.seed), config.optimizer_hyperparams(cfg.optimizer))
+
+
+def initial_state_fn(cfg: config.Config, problem: Problem):
+    """``(seed, hyperparams) -> (state, first learning rate)`` for runs shaped like `cfg`: the
+    model's explicit weights or initializer are fixed, the seed and hyperparameters are inputs
+    (so `jax_mlp.sweep` can vmap over them)."""
     explicit = (model.explicit_params(cfg.model.weights, problem.task.mlp.sizes, dtype=problem.dtype)
                 if cfg.model.init == "explicit" else None)
-    return _initial_state(np.uint32(cfg.seed), config.optimizer_hyperparams(cfg.optimizer), explicit,
-                          task=problem.task, init=cfg.model.init, scale=cfg.model.init_scale,
-                          dtype=problem.dtype)
+    return functools.partial(_initial_state, explicit=explicit, task=problem.task, init=cfg.model.init,
+                             scale=cfg.model.init_scale, dtype=problem.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("task", "init", "scale", "dtype"))
@@ -175,6 +181,8 @@ class RunOutputs:
                evaluations: dict[str, dict[str, float]]) -> None:
         """Writes the log point `step`: the mean training loss since the last one, the learning
         rate, and each evaluated split's metrics; a first non-finite point marks divergence."""
+        if self.diverged_at is not None:
+            return  # a diverged run of a vmapped group trains on; its record ends where a lone run's does
         task = self.problem.task
         epoch = {} if task.full_batch else {"epoch": round(step / task.steps_per_epoch, 6)}
         record = {"step": step, **epoch, "loss": loss, "lr": lr,
@@ -195,6 +203,7 @@ class RunOutputs:
         diverged = self.diverged_at is not None or not math.isfinite(flat["train_loss"])
         objective = math.inf if diverged else report.finite_or_inf(
             flat["val_loss" if data.val is not None else "train_loss"])
+        steps = steps if self.diverged_at is None else self.diverged_at
         checkpoint.save_params(self.out_dir / "params.npz", params)
         report.write_summary(self.out_dir / "summary.json", {
             "status": "diverged" if diverged else "completed",

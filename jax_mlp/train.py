@@ -281,15 +281,19 @@ def fit(
     """Trains `state` for `steps` more steps on ``x`` (n, n_in) and ``y``.
 
     Runs one compiled span up to each multiple of `log_every`, `eval_every` or `steps_per_call`
-    (all in steps), each epoch boundary (with mini-batches) and the end, and calls ``on_log(step, {"loss", "lr"}, state)`` there, with the mean loss of
-    the span. Stops early at the first such point where the loss or the params are not finite.
+    (all in steps), each epoch boundary (with mini-batches) and the end, and calls
+    ``on_log(step, LogPoint, state)`` at each log or evaluation point. Stops early at the first
+    such point where the loss or the params are not finite, unless `stop_when_diverged` is off.
+
+    `train_span` replaces the task's compiled span: `jax_mlp.sweep` passes a vmapped one, whose
+    metrics carry a run axis that `LogPoint` keeps.
 
     Returns:
       A `FitResult`; `state` is consumed (its buffers are donated).
     """
-    train_span = compiled(task).train_span
+    train_span = train_span or compiled(task).train_span
     epoch = None if task.full_batch else task.steps_per_epoch
-    done = int(state.step)
+    done = int(np.max(state.step))  # under vmap every run is at the same step
     end = done + steps
     since_log, pending = done, []
     while done < end:

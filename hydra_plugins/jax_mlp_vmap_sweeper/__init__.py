@@ -1,0 +1,1 @@
+"""jax_mlp's Hydra sweeper: ``hydra/sweeper=vmap`` trains a whole sweep as vmapped programs."""

@@ -1,0 +1,144 @@
+"""``hydra/sweeper=vmap``: a Hydra sweeper that trains the jobs of a sweep as vmapped programs.
+
+It takes the basic sweeper's override grammar (comma lists, ``range()``, ``glob()``, and
+``hydra.sweeper.params``), composes every job's config, groups the jobs by static structure
+(`jax_mlp.sweep.structure_key`) and trains each group as one program, at most
+``hydra.sweeper.max_batch`` runs at once. Every job's folder receives what the basic sweeper
+writes there (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``) and what a run writes
+(``metrics.jsonl``, ``summary.json``, ``params.npz``, ``scaling.json``); ``multirun.yaml`` goes to
+the sweep's root.
+
+Composition is exact and cheap: Hydra composes the first job of each combination of config-group
+choices; the other jobs differ from it in plain values only, which Hydra's own override machinery
+applies to a copy, after which the job's ``hydra.overrides.task`` and ``override_dirname`` are set
+as Hydra sets them.
+"""
+
+
+import copy
+import logging
+import os
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VmapSweeperConf:
+    _target_: str = "hydra_plugins.jax_mlp_vmap_sweeper.vmap_sweeper.VmapSweeper"
+    max_batch: Optional[int] = None  # most runs one program trains; null: a whole group
+    params: Optional[Dict[str, str]] = None  # sweep definitions, as the basic sweeper's
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="vmap", node=VmapSweeperConf, provider="jax_mlp")
+
+
+class VmapSweeper(Sweeper):
+    def __init__(self, max_batch: Optional[int] = None, params: Optional[Dict[str, str]] = None) -> None:
+        self.max_batch = max_batch
+        self.params = params or {}
+        self.config: Optional[DictConfig] = None
+        self.hydra_context: Optional[HydraContext] = None
+        self._groups: Dict[str, bool] = {}
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+
+    def job_overrides(self, arguments: List[str]) -> List[List[Override]]:
+        """Every job's parsed overrides, in the basic sweeper's order."""
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        params = [f"{key}={value}" for key, value in self.params.items()]
+        batches = BasicSweeper.split_arguments(parser.parse_overrides(params + arguments), None)
+        lines = [list(job) for batch in batches for job in batch]
+        return [parser.parse_overrides(job) for job in lines]
+
+    def _is_value(self, override: Override) -> bool:
+        """A plain ``key=value`` on a key of the task's config that is not a config group."""
+        if override.is_add() or override.is_force_add() or override.is_delete() or override.is_hydra_override():
+            return False
+        key = override.key_or_group
+        if key not in self._groups:  # Hydra builds a config repository for each look-up: cache it
+            self._groups[key] = bool(self.hydra_context.config_loader.get_group_options(key))
+        return not self._groups[key]
+
+    def job_folders(self, jobs: List[List[Override]]) -> Iterator[Tuple[DictConfig, Path]]:
+        """Each job's task config and output folder, the folder holding ``.hydra/`` as Hydra's
+        `run_job` writes it.
+
+        Hydra composes the first job of each combination of non-value overrides (config-group
+        choices, additions, deletions, Hydra's own keys); the others apply their values to a copy
+        of its task config, and share its Hydra node with their own overrides, number and folder.
+        """
+        loader = self.hydra_context.config_loader
+        templates: Dict[tuple, Tuple[DictConfig, DictConfig]] = {}
+        for num, overrides in enumerate(jobs):
+            shape = tuple(o.key_or_group if self._is_value(o) else o.input_line for o in overrides)
+            if shape not in templates:
+                full = loader.load_sweep_config(self.config, [o.input_line for o in overrides])
+                task = copy.deepcopy(full)  # typed by the schema, as Hydra composed it
+                with read_write(task), open_dict(task):
+                    del task["hydra"]
+                templates[shape] = (full, task)
+                task = copy.deepcopy(task)
+            else:
+                task = copy.deepcopy(templates[shape][1])
+                with read_write(task), open_dict(task):
+                    ConfigLoaderImpl._apply_overrides_to_config([o for o in overrides if self._is_value(o)], task)
+            full = templates[shape][0]
+            app = [o for o in overrides if not o.is_hydra_override()]
+            hydra = full.hydra
+            with read_write(hydra), open_dict(hydra):
+                hydra.overrides.task = [o.input_line for o in app]
+                hydra.job.override_dirname = get_overrides_dirname(
+                    overrides=app, kv_sep=hydra.job.config.override_dirname.kv_sep,
+                    item_sep=hydra.job.config.override_dirname.item_sep,
+                    exclude_keys=hydra.job.config.override_dirname.exclude_keys)
+                hydra.job.id = num
+                hydra.job.num = num
+                out = os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
+                hydra.runtime.output_dir = out
+            if hydra.output_subdir is not None:
+                hydra_dir = Path(out) / str(hydra.output_subdir)
+                hydra_dir.mkdir(parents=True, exist_ok=True)
+                (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(task))
+                # What OmegaConf.to_yaml({"hydra": ...}) writes, without copying the Hydra node.
+                (hydra_dir / "hydra.yaml").write_text("hydra:\n" + textwrap.indent(OmegaConf.to_yaml(hydra), "  "))
+                (hydra_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra.overrides.task))
+            yield task, Path(out)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        from jax_mlp import config as jax_mlp_config
+        from jax_mlp import sweep as jax_mlp_sweep
+        from jax_mlp.run import UserError, exit_user_error
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        jobs = self.job_overrides(arguments)
+        log.info("vmap sweeper: %d jobs", len(jobs))
+        task_cfgs, out_dirs = map(list, zip(*self.job_folders(jobs))) if jobs else ([], [])
+        try:
+            configs = [jax_mlp_config.load(c) for c in task_cfgs]
+            outcomes = jax_mlp_sweep.execute_all(configs, out_dirs, self.max_batch)
+        except UserError as error:
+            exit_user_error(str(error))
+        returns = []
+        for task_cfg, outcome in zip(task_cfgs, outcomes):
+            ret = JobReturn(cfg=task_cfg, status=JobStatus.COMPLETED)
+            ret.return_value = outcome.objective
+            returns.append(ret)
+        return [returns]

@@ -1,0 +1,138 @@
+"""Sweeps as one program (`jax_mlp.sweep`) and the `hydra/sweeper=vmap` plugin."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, read_jsonl
+from jax_mlp import config, run, sweep
+
+
+def _cfg(*overrides: str) -> config.Config:
+    return config.load(config.compose(["trainer.compilation_cache=false", *overrides]))
+
+
+def test_runs_group_by_static_structure():
+    cfgs = [_cfg("optimizer.lr=0.1"), _cfg("optimizer.lr=0.5", "seed=3"), _cfg("optimizer=momentum"),
+            _cfg("optimizer=momentum", "optimizer.momentum=0.5"), _cfg("optimizer=adam"),
+            _cfg("trainer.steps=10"), _cfg("optimizer.momentum=0.9")]
+    assert sweep.group_runs(cfgs) == [[0, 1], [2, 3], [4], [5], [6]]
+    assert sweep.group_runs(cfgs[:2] * 3, max_batch=4) == [[0, 1, 2, 3], [4, 5]]
+
+
+def _params(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / "params.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_a_group_matches_each_run_trained_alone_in_float64(tmp_path):
+    overrides = ["experiment=moons", "trainer.epochs=3", "trainer.x64=true"]
+    cfgs = [_cfg(*overrides, f"optimizer.lr={lr}", f"seed={seed}", f"optimizer.momentum={m}")
+            for lr, m in ((0.05, 0.9), (0.1, 0.5)) for seed in (0, 1)]
+    outcomes = sweep.execute_all(cfgs, [tmp_path / f"group{i}" for i in range(4)])
+    assert [o.status for o in outcomes] == ["completed"] * 4
+    for i, cfg in enumerate(cfgs):
+        alone = run.execute(cfg, tmp_path / f"alone{i}")
+        assert outcomes[i].objective == pytest.approx(alone.objective, rel=1e-6)
+        grouped, single = _params(tmp_path / f"group{i}"), _params(tmp_path / f"alone{i}")
+        for key in single:
+            np.testing.assert_allclose(grouped[key], single[key], rtol=1e-6, atol=1e-9)
+        assert [l["step"] for l in read_jsonl(tmp_path / f"group{i}" / "metrics.jsonl")] == \
+            [l["step"] for l in read_jsonl(tmp_path / f"alone{i}" / "metrics.jsonl")]
+    # Seeds draw different data and initial params; learning rates differ too.
+    assert not np.array_equal(_params(tmp_path / "group0")["layers.0.w"], _params(tmp_path / "group1")["layers.0.w"])
+
+
+def test_a_diverging_run_leaves_the_rest_of_its_group_alone(tmp_path):
+    cfgs = [_cfg("trainer.steps=300", f"optimizer.lr={lr}") for lr in (0.1, 1000.0, 0.05)]
+    outcomes = sweep.execute_all(cfgs, [tmp_path / f"g{i}" for i in range(3)])
+    assert [o.status for o in outcomes] == ["completed", "diverged", "completed"]
+    assert outcomes[1].objective == float("inf")
+    summary = json.loads((tmp_path / "g1" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["objective"] == "inf" and summary["steps"] == 100
+    assert [l["step"] for l in read_jsonl(tmp_path / "g1" / "metrics.jsonl")] == [0, 100]
+    for i in (0, 2):
+        alone = run.execute(cfgs[i], tmp_path / f"a{i}")
+        assert outcomes[i].objective == pytest.approx(alone.objective, rel=1e-4)  # float32 rounding
+        for key, value in _params(tmp_path / f"a{i}").items():
+            np.testing.assert_allclose(_params(tmp_path / f"g{i}")[key], value, rtol=1e-5, atol=1e-7)
+
+
+SHARDED = """
+import json, sys, tempfile
+from pathlib import Path
+import jax, numpy as np
+from jax_mlp import config, run, sweep
+cfgs = [config.load(config.compose(["trainer.compilation_cache=false", "trainer.x64=true",
+        "trainer.steps=200", f"optimizer.lr={lr}", f"seed={s}"])) for lr in (0.05, 0.1, 0.2) for s in (0, 1)]
+out = Path(sys.argv[1])
+sweep.execute_all(cfgs, [out / f"g{i}" for i in range(6)])
+worst = 0.0
+for i, cfg in enumerate(cfgs):
+    run.execute(cfg, out / f"a{i}")
+    a, b = np.load(out / f"g{i}" / "params.npz"), np.load(out / f"a{i}" / "params.npz")
+    worst = max(worst, max(float(np.max(np.abs(a[k] - b[k]))) for k in a.files))
+print(json.dumps({"devices": jax.device_count(), "mesh": sweep._run_sharding(6).mesh.size, "worst": worst}))
+"""
+
+
+@pytest.mark.slow
+def test_the_run_axis_is_sharded_over_four_cpu_devices(tmp_path, cache_home):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "XDG_CACHE_HOME": str(cache_home)}
+    result = subprocess.run([sys.executable, "-c", SHARDED, str(tmp_path)], capture_output=True,
+                            text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["devices"] == 4 and report["mesh"] == 4  # 6 runs padded to 8, two a device
+    assert report["worst"] < 1e-9
+
+
+def _hydra_yaml_without_sweeper(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    sweeper_lines = ("_target_: hydra", "max_batch", "hydra/sweeper")
+    return [l.replace(str(path.parents[2]), "SWEEP") for l in lines if not any(s in l for s in sweeper_lines)]
+
+
+@pytest.mark.slow
+def test_vmap_sweeper_writes_what_the_basic_sweeper_writes(run_script, tmp_path):
+    sweep_args = ["optimizer=sgd,adam", "optimizer.lr=0.01,0.1", "seed=range(2)", "trainer.steps=50",
+                  "trainer.log_every=25"]
+    basic = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path / 'basic'}", *sweep_args)
+    assert basic.returncode == 0, basic.stderr
+    vmap = run_script("train.py", "-m", "hydra/sweeper=vmap", f"hydra.sweep.dir={tmp_path / 'vmap'}",
+                      "hydra.sweeper.max_batch=3", *sweep_args)
+    assert vmap.returncode == 0, vmap.stderr
+    assert (tmp_path / "vmap" / "multirun.yaml").is_file()
+    for job in range(8):
+        b, v = tmp_path / "basic" / str(job), tmp_path / "vmap" / str(job)
+        for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "scaling.json"):
+            assert (v / name).read_text() == (b / name).read_text(), (job, name)
+        assert _hydra_yaml_without_sweeper(v / ".hydra" / "hydra.yaml") == \
+            _hydra_yaml_without_sweeper(b / ".hydra" / "hydra.yaml")
+        lines_b, lines_v = read_jsonl(b / "metrics.jsonl"), read_jsonl(v / "metrics.jsonl")
+        assert [l["step"] for l in lines_v] == [l["step"] for l in lines_b] == [0, 25, 50]
+        for lb, lv in zip(lines_b, lines_v):
+            assert lv["loss"] == pytest.approx(lb["loss"], rel=1e-5) and lv["lr"] == lb["lr"]
+        sb, sv = json.loads((b / "summary.json").read_text()), json.loads((v / "summary.json").read_text())
+        assert sv["status"] == sb["status"] and sv["objective"] == pytest.approx(sb["objective"], rel=1e-5)
+        for key, value in _params(b).items():
+            np.testing.assert_allclose(_params(v)[key], value, rtol=1e-4, atol=1e-6)
+    rows = list(csv.DictReader((tmp_path / "vmap" / "sweep_summary.csv").open()))
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"completed"}
+
+
+@pytest.mark.slow
+def test_vmap_sweeper_reports_bad_values_in_one_line(run_script, tmp_path):
+    result = run_script("train.py", "-m", "hydra/sweeper=vmap", f"hydra.sweep.dir={tmp_path}",
+                        "optimizer.lr=0.1,-1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "jax_mlp: error: optimizer.lr must be a positive finite number, got -1.0"
