@@ -236,15 +236,20 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
 def load(cfg: DictConfig) -> Config:
     """The composed config as schema dataclass objects, after every range and name check.
 
+    A ``hydra`` node in `cfg` (a whole composed config) is left alone.
+
     Raises:
       UserError: naming the first key whose value is not allowed, and what is.
     """
     try:
         _check_known_keys(cfg)
-        obj = OmegaConf.to_object(cfg)
+        values = {f.name: cfg[f.name] for f in dataclasses.fields(Config)}
+        obj = Config(**{k: OmegaConf.to_object(v) if isinstance(v, DictConfig) else v
+                        for k, v in values.items()})
     except Exception as error:  # an interpolation or missing value: OmegaConf's own errors
         raise UserError(describe_error(error)) from None
-    if not isinstance(obj, Config):
+    schemas = {"model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig, "trainer": TrainerConfig}
+    if not all(isinstance(getattr(obj, k), schema) for k, schema in schemas.items()):
         raise UserError("the config does not follow the jax_mlp schema (is `schema` first in its defaults?)")
     check(obj)
     return obj

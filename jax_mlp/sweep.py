@@ -136,9 +136,13 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     params = jax.device_get(result.state.params)
     steps = int(np.asarray(result.state.step)[0])
-    return [out.finish(jax.tree_util.tree_map(lambda a: a[i], params), steps,
-                       {name: values[i] for name, values in final.items()})
+    return [out.finish(run_slice(params, i), steps, {name: values[i] for name, values in final.items()})
             for i, out in enumerate(outputs)]
+
+
+def run_slice(tree, index: int):
+    """Run `index` of a pytree whose leaves have a leading run axis."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
 
 
 def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],

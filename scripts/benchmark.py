@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_mlp import config, model, optim, run, train
+from jax_mlp import config, model, run, train
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,6 @@ as Hydra sets them.
 """
 
 
-import copy
 import logging
 import os
 import textwrap
@@ -31,9 +30,45 @@ from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
+import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf._utils import get_omega_conf_dumper
 
 log = logging.getLogger(__name__)
+
+
+def _fast_dumper() -> Optional[type]:
+    """OmegaConf's YAML dumper on libyaml's C emitter, where PyYAML has it (about twice as fast)."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
+    slow = get_omega_conf_dumper()
+
+    class FastDumper(yaml.CDumper):  # type: ignore[misc,valid-type]
+        yaml_representers = dict(slow.yaml_representers)
+        yaml_multi_representers = dict(slow.yaml_multi_representers)
+        yaml_implicit_resolvers = slow.yaml_implicit_resolvers
+
+    return FastDumper
+
+
+class _Yaml:
+    """`OmegaConf.to_yaml`, through the C emitter once it has written the same text for a node."""
+
+    def __init__(self) -> None:
+        self.dumper = _fast_dumper()
+        self.checked: Dict[str, bool] = {}
+
+    def __call__(self, node: Any, kind: str) -> str:
+        if self.dumper is None or self.checked.get(kind) is False:
+            return OmegaConf.to_yaml(node)
+        container = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
+        text = yaml.dump(container, default_flow_style=False, allow_unicode=True, sort_keys=False,
+                         Dumper=self.dumper)
+        if kind not in self.checked:
+            self.checked[kind] = text == OmegaConf.to_yaml(node)
+            if not self.checked[kind]:
+                return OmegaConf.to_yaml(node)
+        return text
 
 
 @dataclass
@@ -75,30 +110,28 @@ class VmapSweeper(Sweeper):
             self._groups[key] = bool(self.hydra_context.config_loader.get_group_options(key))
         return not self._groups[key]
 
-    def job_folders(self, jobs: List[List[Override]]) -> Iterator[Tuple[DictConfig, Path]]:
-        """Each job's task config and output folder, the folder holding ``.hydra/`` as Hydra's
-        `run_job` writes it.
+    def job_folders(self, jobs: List[List[Override]]) -> Iterator[Tuple[Any, Path]]:
+        """Each job's checked `jax_mlp.config.Config` and output folder, the folder holding
+        ``.hydra/`` as Hydra's `run_job` writes it.
 
         Hydra composes the first job of each combination of non-value overrides (config-group
-        choices, additions, deletions, Hydra's own keys); the others apply their values to a copy
-        of its task config, and share its Hydra node with their own overrides, number and folder.
+        choices, additions, deletions, Hydra's own keys). The other jobs of a combination override
+        the same keys with other values: Hydra's override machinery applies them to that composed
+        config in place, and the job's overrides, number and folder are set in its Hydra node as
+        Hydra sets them; then its files are written and its config checked, before the next job.
         """
+        from jax_mlp import config as jax_mlp_config
+
         loader = self.hydra_context.config_loader
-        templates: Dict[tuple, Tuple[DictConfig, DictConfig]] = {}
+        to_yaml = _Yaml()
+        templates: Dict[tuple, DictConfig] = {}
         for num, overrides in enumerate(jobs):
             shape = tuple(o.key_or_group if self._is_value(o) else o.input_line for o in overrides)
             if shape not in templates:
-                full = loader.load_sweep_config(self.config, [o.input_line for o in overrides])
-                task = copy.deepcopy(full)  # typed by the schema, as Hydra composed it
-                with read_write(task), open_dict(task):
-                    del task["hydra"]
-                templates[shape] = (full, task)
-                task = copy.deepcopy(task)
-            else:
-                task = copy.deepcopy(templates[shape][1])
-                with read_write(task), open_dict(task):
-                    ConfigLoaderImpl._apply_overrides_to_config([o for o in overrides if self._is_value(o)], task)
-            full = templates[shape][0]
+                templates[shape] = loader.load_sweep_config(self.config, [o.input_line for o in overrides])
+            full = templates[shape]
+            with read_write(full), open_dict(full):
+                ConfigLoaderImpl._apply_overrides_to_config([o for o in overrides if self._is_value(o)], full)
             app = [o for o in overrides if not o.is_hydra_override()]
             hydra = full.hydra
             with read_write(hydra), open_dict(hydra):
@@ -111,17 +144,18 @@ class VmapSweeper(Sweeper):
                 hydra.job.num = num
                 out = os.path.abspath(os.path.join(str(hydra.sweep.dir), str(hydra.sweep.subdir)))
                 hydra.runtime.output_dir = out
+            task = OmegaConf.masked_copy(full, [key for key in full if key != "hydra"])
             if hydra.output_subdir is not None:
                 hydra_dir = Path(out) / str(hydra.output_subdir)
                 hydra_dir.mkdir(parents=True, exist_ok=True)
-                (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(task))
+                (hydra_dir / "config.yaml").write_text(to_yaml(task, f"task {shape}"))
                 # What OmegaConf.to_yaml({"hydra": ...}) writes, without copying the Hydra node.
-                (hydra_dir / "hydra.yaml").write_text("hydra:\n" + textwrap.indent(OmegaConf.to_yaml(hydra), "  "))
+                hydra_text = to_yaml(hydra, f"hydra {shape}")
+                (hydra_dir / "hydra.yaml").write_text("hydra:\n" + textwrap.indent(hydra_text, "  "))
                 (hydra_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(hydra.overrides.task))
-            yield task, Path(out)
+            yield jax_mlp_config.load(full), Path(out)
 
     def sweep(self, arguments: List[str]) -> Any:
-        from jax_mlp import config as jax_mlp_config
         from jax_mlp import sweep as jax_mlp_sweep
         from jax_mlp.run import UserError, exit_user_error
 
@@ -130,15 +164,14 @@ class VmapSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         jobs = self.job_overrides(arguments)
         log.info("vmap sweeper: %d jobs", len(jobs))
-        task_cfgs, out_dirs = map(list, zip(*self.job_folders(jobs))) if jobs else ([], [])
         try:
-            configs = [jax_mlp_config.load(c) for c in task_cfgs]
+            configs, out_dirs = map(list, zip(*self.job_folders(jobs))) if jobs else ([], [])
             outcomes = jax_mlp_sweep.execute_all(configs, out_dirs, self.max_batch)
         except UserError as error:
             exit_user_error(str(error))
         returns = []
-        for task_cfg, outcome in zip(task_cfgs, outcomes):
-            ret = JobReturn(cfg=task_cfg, status=JobStatus.COMPLETED)
+        for outcome in outcomes:
+            ret = JobReturn(status=JobStatus.COMPLETED)
             ret.return_value = outcome.objective
             returns.append(ret)
         return [returns]
