@@ -293,7 +293,7 @@ def fit(
     """
     train_span = train_span or compiled(task).train_span
     epoch = None if task.full_batch else task.steps_per_epoch
-    done = int(np.max(state.step))  # under vmap every run is at the same step
+    done = int(np.max(jax.device_get(state.step)))  # under vmap every run is at the same step
     end = done + steps
     since_log, pending = done, []
     while done < end:
