@@ -368,6 +368,11 @@ def check_data(d: DataConfig) -> None:
                  "a positive finite number", d.cluster_std)
 
 
+def data_seed(cfg: Config) -> int:
+    """The seed the data are drawn and split from: ``data.seed``, or the run's seed when null."""
+    return cfg.seed if cfg.data.seed is None else cfg.data.seed
+
+
 def optimizer_hyperparams(cfg: OptimizerConfig) -> dict[str, float]:
     """The optimizer's float hyperparameters by Optax's names (``lr`` becomes ``learning_rate``)."""
     fields = {"lr": "learning_rate", "momentum": "momentum", "b1": "b1", "b2": "b2", "eps": "eps",

@@ -58,7 +58,7 @@ class Problem:
 
 
 def named_key(root: jax.Array, name: str) -> jax.Array:
-    """The key for one named use of randomness (``init``, ``data``, ``train``), from the root."""
+    """The key for one named use of randomness (``init``, ``train``), from the root."""
     return jax.random.fold_in(root, zlib.crc32(name.encode()))
 
 
@@ -110,6 +110,7 @@ def initial_state_fn(cfg: config.Config, problem: Problem):
 @functools.partial(jax.jit, static_argnames=("task", "init", "scale", "dtype"))
 def _initial_state(seed: jax.Array, hyperparams: dict[str, jax.Array], explicit: model.Params | None,
                    *, task: train.Task, init: str, scale: float, dtype: Any):
+    """See `initial_state_fn`; `explicit` params, when given, replace the drawn ones."""
     root = jax.random.key(seed)
     params = explicit if explicit is not None else model.init_params(
         named_key(root, "init"), task.mlp.sizes, init=init, scale=scale, dtype=dtype)
@@ -121,7 +122,7 @@ def _initial_state(seed: jax.Array, hyperparams: dict[str, jax.Array], explicit:
 def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
     """Loads the data (scaled by `scaling`, else by one fitted on it) and fixes the static task."""
     dtype = jnp.float64 if cfg.trainer.x64 else jnp.float32
-    data = load_dataset(cfg.data, cfg.seed if cfg.data.seed is None else cfg.data.seed, scaling)
+    data = load_dataset(cfg.data, config.data_seed(cfg), scaling)
     sizes = layer_sizes(cfg.model, data)
     mlp = model.MLP(sizes, cfg.model.activation, cfg.model.output_activation)
     t = cfg.trainer
@@ -189,7 +190,7 @@ class RunOutputs:
                   **{f"{split}_{k}": v for split, values in evaluations.items() for k, v in values.items()}}
         if step == 0:
             self.initial_loss = loss
-        if not finite and self.diverged_at is None:
+        if not finite:
             self.diverged_at = step
         self.metrics.write(record)
         log.info(_describe(record))

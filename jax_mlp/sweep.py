@@ -53,15 +53,11 @@ def group_runs(cfgs: Sequence[config.Config], max_batch: int | None = None) -> l
     return [members[i:i + size] for members in groups.values() for i in range(0, len(members), size)]
 
 
-def _data_seed(cfg: config.Config) -> int:
-    return cfg.seed if cfg.data.seed is None else cfg.data.seed
-
-
 def _stack(trees: list) -> object:
     return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
 
 
-def _run_sharding(count: int) -> NamedSharding | None:
+def _run_sharding() -> NamedSharding | None:
     """A sharding of the leading (run) axis over the local devices, when there are several."""
     local = jax.local_devices()
     if len(local) < 2:
@@ -80,25 +76,29 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     t = cfgs[0].trainer
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     count = len(cfgs)
-    sharding = _run_sharding(count)
+    sharding = _run_sharding()
     padded = count if sharding is None else -(-count // sharding.mesh.size) * sharding.mesh.size
     members = list(cfgs) + [cfgs[-1]] * (padded - count)  # padding runs repeat the last one
 
-    problems: dict[int, run.Problem] = {}
+    problems: dict[int, run.Problem] = {}  # by data seed: runs drawing the same data share it
     for cfg in members:
-        if _data_seed(cfg) not in problems:
-            problems[_data_seed(cfg)] = run.prepare(cfg)
-    problem = problems[_data_seed(members[0])]
+        if config.data_seed(cfg) not in problems:
+            problems[config.data_seed(cfg)] = run.prepare(cfg)
+
+    def problem_of(cfg: config.Config) -> run.Problem:
+        return problems[config.data_seed(cfg)]
+
+    problem = problem_of(members[0])
     task = problem.task
     shared_data = len(problems) == 1
     data_axis = None if shared_data else 0
 
     def stacked(name: str):
-        splits = [run.device_split(problems[_data_seed(c)].data.splits()[name], problem) for c in members]
+        splits = [run.device_split(problem_of(c).data.splits()[name], problem) for c in members]
         return splits[0] if shared_data else jax.tree_util.tree_map(lambda *a: jnp.stack(a), *splits)
 
     arrays = {name: stacked(name) for name in problem.data.splits()}
-    scale = [problems[_data_seed(c)].data.scaling.y_std for c in members]
+    scale = [problem_of(c).data.scaling.y_std for c in members]
     target_std = np.stack([np.ones(problem.data.output_size) if s is None else s for s in scale])
     target_std = jnp.asarray(target_std[0] if shared_data else target_std, problem.dtype)
 
@@ -112,7 +112,7 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     span = jax.jit(jax.vmap(train.make_train_span(task), in_axes=(0, data_axis, data_axis, None)),
                    donate_argnums=0)
     evaluate_all = jax.jit(jax.vmap(train.make_evaluate(task), in_axes=(0, data_axis, data_axis, data_axis)))
-    outputs = [run.RunOutputs(cfg, problems[_data_seed(cfg)], out_dir) for cfg, out_dir in zip(cfgs, out_dirs)]
+    outputs = [run.RunOutputs(cfg, problem_of(cfg), out_dir) for cfg, out_dir in zip(cfgs, out_dirs)]
     eval_every = run.eval_interval(cfgs[0], problem)
     log.info("%d runs as one program: %s", count, run.describe_run(problem, cfgs[0]))
 

@@ -80,7 +80,7 @@ for i, cfg in enumerate(cfgs):
     run.execute(cfg, out / f"a{i}")
     a, b = np.load(out / f"g{i}" / "params.npz"), np.load(out / f"a{i}" / "params.npz")
     worst = max(worst, max(float(np.max(np.abs(a[k] - b[k]))) for k in a.files))
-print(json.dumps({"devices": jax.device_count(), "mesh": sweep._run_sharding(6).mesh.size, "worst": worst}))
+print(json.dumps({"devices": jax.device_count(), "mesh": sweep._run_sharding().mesh.size, "worst": worst}))
 """
 
 
