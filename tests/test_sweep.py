@@ -136,3 +136,7 @@ def test_vmap_sweeper_reports_bad_values_in_one_line(run_script, tmp_path):
                         "optimizer.lr=0.1,-1")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "jax_mlp: error: optimizer.lr must be a positive finite number, got -1.0"
+    result = run_script("train.py", "-m", "hydra/sweeper=vmap", f"hydra.sweep.dir={tmp_path}",
+                        "hydra.sweeper.max_batch=0", "optimizer.lr=0.1,0.2")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "jax_mlp: error: hydra.sweeper.max_batch must be null or a positive integer, got 0"

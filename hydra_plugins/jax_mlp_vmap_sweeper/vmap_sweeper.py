@@ -10,10 +10,11 @@ the sweep's root.
 
 Composition is exact and cheap: Hydra composes the first job of each combination of config-group
 choices; the other jobs differ from it in plain values only, which Hydra's own override machinery
-applies to a copy, after which the job's ``hydra.overrides.task`` and ``override_dirname`` are set
-as Hydra sets them.
+applies to that composed config, after which the job's ``hydra.overrides.task`` and
+``override_dirname`` are set as Hydra sets them. (No ``from __future__ import annotations`` here:
+Hydra loads plugin modules without registering them, and dataclasses then cannot resolve
+string annotations.)
 """
-
 
 import logging
 import os
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import yaml
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -30,7 +32,6 @@ from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf._utils import get_omega_conf_dumper
 
@@ -59,6 +60,7 @@ class _Yaml:
         self.checked: Dict[str, bool] = {}
 
     def __call__(self, node: Any, kind: str) -> str:
+        """`node` as YAML; nodes of one `kind` share a structure, so one comparison vouches for all."""
         if self.dumper is None or self.checked.get(kind) is False:
             return OmegaConf.to_yaml(node)
         container = OmegaConf.to_container(node, resolve=False, enum_to_str=True)
@@ -82,6 +84,9 @@ ConfigStore.instance().store(group="hydra/sweeper", name="vmap", node=VmapSweepe
 
 
 class VmapSweeper(Sweeper):
+    """Composes every job as the basic sweeper's launcher would, writes its folder, and hands the
+    jobs to `jax_mlp.sweep.execute_all`; returns one `JobReturn` a job with its objective."""
+
     def __init__(self, max_batch: Optional[int] = None, params: Optional[Dict[str, str]] = None) -> None:
         self.max_batch = max_batch
         self.params = params or {}
@@ -162,6 +167,8 @@ class VmapSweeper(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        if self.max_batch is not None and self.max_batch < 1:
+            exit_user_error(f"hydra.sweeper.max_batch must be null or a positive integer, got {self.max_batch}")
         jobs = self.job_overrides(arguments)
         log.info("vmap sweeper: %d jobs", len(jobs))
         try:
