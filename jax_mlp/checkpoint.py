@@ -1,9 +1,12 @@
-"""Saving and loading params. For now: the final params as a plain ``.npz`` (no pickles)."""
+"""Saving and restoring: the final params as a plain ``.npz`` (no pickles), and the whole train
+state through Orbax for resuming."""
 
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -11,6 +14,8 @@ import numpy as np
 from jax_mlp import files
 from jax_mlp.errors import UserError
 from jax_mlp.model import Params
+
+log = logging.getLogger("jax_mlp")
 
 
 def save_params(path: Path, params: Params) -> None:
@@ -42,3 +47,60 @@ def load_params(path: Path) -> list[dict[str, np.ndarray]]:
     if layers != list(range(len(layers))):
         raise UserError(f"{path} does not hold layers.0 ... layers.N params")
     return [{"w": arrays[f"layers.{l}.w"], "b": arrays[f"layers.{l}.b"]} for l in layers]
+
+
+class Checkpointer:
+    """The train state in ``DIR`` through Orbax's `CheckpointManager`: one folder a step, the
+    last `keep` kept, saves asynchronous and atomic (Orbax commits a step's folder when it is
+    complete). `close` waits for a pending save.
+
+    The typed PRNG key is stored as its key data; the data-order position is the step itself
+    (epoch ``step // steps_per_epoch``, batch ``step % steps_per_epoch``).
+    """
+
+    def __init__(self, directory: Path, keep: int = 3) -> None:
+        import orbax.checkpoint as ocp  # imported here: it takes a second, and only checkpointing runs need it
+
+        self._ocp = ocp
+        self.directory = Path(directory).absolute()
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def save(self, state: Any) -> None:
+        """Starts saving `state` (a `jax_mlp.train.TrainState`) under its step."""
+        # Host copies: the next training call donates the state's device buffers.
+        tree = jax.device_get({"params": state.params, "opt_state": state.opt_state, "step": state.step,
+                               "key": jax.random.key_data(state.key)})
+        self._manager.save(int(np.max(tree["step"])), args=self._ocp.args.StandardSave(tree))
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def restore(self, like: Any) -> Any:
+        """The newest readable state, shaped like `like`; an unreadable newest checkpoint is
+        skipped with a warning that names it.
+
+        Raises:
+          UserError: no checkpoint in the folder, or none readable.
+        """
+        abstract = {"params": like.params, "opt_state": like.opt_state, "step": like.step,
+                    "key": jax.random.key_data(like.key)}
+        abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, abstract)
+        steps = self.steps()
+        if not steps:
+            raise UserError(f"no checkpoint to resume from in {self.directory}")
+        for step in reversed(steps):
+            try:
+                tree = self._manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
+            except Exception as error:  # a truncated or corrupt checkpoint: Orbax's many error types
+                log.warning("checkpoint %s is unreadable (%s); trying the one before",
+                            self.directory / str(step), " ".join(str(error).split())[:200])
+                continue
+            return type(like)(tree["params"], tree["opt_state"], tree["step"],
+                              jax.random.wrap_key_data(tree["key"]))
+        raise UserError(f"no readable checkpoint in {self.directory} (tried steps {steps})")
+
+    def close(self) -> None:
+        """Waits for a pending save and releases Orbax's threads."""
+        self._manager.wait_until_finished()
+        self._manager.close()

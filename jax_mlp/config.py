@@ -181,6 +181,9 @@ class TrainerConfig:
     eval_every: Optional[int] = None  # epochs between validation passes; null: at every log line
     loss: str = "auto"  # auto (mse, or cross-entropy for classification) | mse | mae | huber
     x64: bool = False  # train in float64
+    checkpoint_every: Optional[int] = None  # steps between Orbax checkpoints (and one at the end); null: none
+    keep_checkpoints: int = 3
+    resume: Any = False  # true: continue the run in hydra.run.dir; or a checkpoints folder to start from
     compilation_cache: bool = True  # JAX's persistent compilation cache
     cache_dir: Optional[str] = None  # null: $XDG_CACHE_HOME/jax_mlp/xla (or ~/.cache/...)
 
@@ -339,6 +342,11 @@ def check(cfg: Config) -> None:
              "null or a positive integer", t.steps_per_call)
     _require(t.eval_every is None or t.eval_every >= 1, "trainer.eval_every", "null or a positive integer",
              t.eval_every)
+    _require(t.checkpoint_every is None or t.checkpoint_every >= 1, "trainer.checkpoint_every",
+             "null or a positive integer", t.checkpoint_every)
+    _require(t.keep_checkpoints >= 1, "trainer.keep_checkpoints", "a positive integer", t.keep_checkpoints)
+    _require(isinstance(t.resume, bool) or (isinstance(t.resume, str) and t.resume != ""), "trainer.resume",
+             "false, true or a checkpoints folder", t.resume)
     _one_of("trainer.loss", t.loss, ("auto", *losses.REGRESSION_LOSSES, "cross_entropy"))
     _require(0 <= cfg.seed < 2**32, "seed", "an integer in [0, 2**32)", cfg.seed)
 

@@ -26,7 +26,7 @@ import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from jax_mlp import checkpoint, config, devices, model, optim, report, train
+from jax_mlp import checkpoint, config, devices, files, model, optim, report, train
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
@@ -169,14 +169,24 @@ class RunOutputs:
     """One run's folder: ``scaling.json`` at once, ``metrics.jsonl`` a line a log point, and at the
     end ``params.npz`` and ``summary.json``. Shared by single runs and vmapped sweeps."""
 
-    def __init__(self, cfg: config.Config, problem: Problem, out_dir: Path) -> None:
+    def __init__(self, cfg: config.Config, problem: Problem, out_dir: Path, resume_step: int | None = None) -> None:
+        """Starts the folder afresh, or, resuming from `resume_step`, keeps the metrics lines up
+        to that step so that every step appears once."""
         self.cfg, self.problem, self.out_dir = cfg, problem, Path(out_dir)
         self.started = time.perf_counter()
         self.diverged_at: int | None = None
         self.initial_loss = math.nan
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "scaling.json").write_text(json.dumps(problem.data.scaling.as_dict()) + "\n")
-        self.metrics = JsonlWriter(self.out_dir / "metrics.jsonl")
+        path = self.out_dir / "metrics.jsonl"
+        kept = []
+        if resume_step is not None and path.is_file():
+            kept = [line for line in path.read_text().splitlines(keepends=True)
+                    if line.endswith("\n") and json.loads(line)["step"] <= resume_step]
+            first = json.loads(kept[0]) if kept else {}
+            self.initial_loss = first.get("loss", math.nan) if first.get("step") == 0 else math.nan
+        files.write_atomic(path, "".join(kept).encode())
+        self.metrics = JsonlWriter(path)
 
     def record(self, step: int, loss: float, lr: float, finite: bool,
                evaluations: dict[str, dict[str, float]]) -> None:
@@ -249,8 +259,27 @@ def eval_interval(cfg: config.Config, problem: Problem) -> int | None:
     return None if every is None else every * problem.task.steps_per_epoch
 
 
+def checkpoints_dir(cfg: config.Config, out_dir: Path) -> Path:
+    """Where the run's checkpoints are (``RUN_DIR/checkpoints``) or, with ``trainer.resume=PATH``,
+    where it resumes from (PATH, or PATH/checkpoints when PATH is a run folder)."""
+    resume = cfg.trainer.resume
+    if isinstance(resume, str):
+        path = Path(resume).expanduser()
+        return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    return Path(out_dir) / "checkpoints"
+
+
+def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: train.TrainState) -> None:
+    """Starts an asynchronous save of `state` and says so in the log."""
+    checkpointer.save(state)
+    log.info("checkpoint at step %d", step)
+
+
 def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     """Trains the run `cfg` describes and writes its outputs into `out_dir` (see `RunOutputs`).
+
+    With ``trainer.checkpoint_every`` it saves Orbax checkpoints on the way and at the end; with
+    ``trainer.resume`` it first restores the newest readable one and trains the remaining steps.
 
     Returns:
       The `Outcome`; its objective is the final validation loss (the training loss when there is
@@ -260,10 +289,23 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     problem = prepare(cfg)
     state, first_lr = initial_state(cfg, problem)
+    checkpointer = None
+    if t.checkpoint_every is not None or t.resume is not False:
+        if isinstance(t.resume, str) and not checkpoints_dir(cfg, out_dir).is_dir():
+            raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
+        checkpointer = checkpoint.Checkpointer(checkpoints_dir(cfg, out_dir), t.keep_checkpoints)
+    resume_step = None
+    if t.resume is not False:
+        state = checkpointer.restore(state)
+        resume_step = int(state.step)
+        log.info("resuming from step %d of %s", resume_step, checkpointer.directory)
+        if isinstance(t.resume, str):  # later checkpoints go to this run's own folder
+            checkpointer.close()
+            checkpointer = checkpoint.Checkpointer(Path(out_dir) / "checkpoints", t.keep_checkpoints)
     x, y = device_split(problem.data.train, problem)
     evaluate = make_evaluator(problem, {"train": (x, y)})
     eval_every = eval_interval(cfg, problem)
-    outputs = RunOutputs(cfg, problem, out_dir)
+    outputs = RunOutputs(cfg, problem, out_dir, resume_step)
     log.info(describe_run(problem, cfg))
 
     def on_log(step: int, point: train.LogPoint, state: train.TrainState) -> None:
@@ -271,10 +313,17 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
         outputs.record(step, train.shortest_float(point.loss), train.shortest_float(point.lr),
                        bool(point.finite), evaluations)
 
-    initial = evaluate(state.params, "train")
-    on_log(0, train.LogPoint(np.asarray(initial["loss"]), first_lr, np.asarray(True)), state)
-    result = train.fit(state, x, y, problem.task, steps=problem.total_steps, log_every=t.log_every,
-                       eval_every=eval_every, steps_per_call=t.steps_per_call, on_log=on_log)
+    if resume_step is None:
+        initial = evaluate(state.params, "train")
+        on_log(0, train.LogPoint(np.asarray(initial["loss"]), first_lr, np.asarray(True)), state)
+    try:
+        result = train.fit(state, x, y, problem.task, steps=problem.total_steps - int(state.step),
+                           log_every=t.log_every, eval_every=eval_every, steps_per_call=t.steps_per_call,
+                           on_log=on_log, checkpoint_every=t.checkpoint_every,
+                           on_checkpoint=None if checkpointer is None else functools.partial(save_checkpoint, checkpointer))
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     return outputs.finish(result.state.params, int(result.state.step), final)
 

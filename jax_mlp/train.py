@@ -275,6 +275,8 @@ def fit(
     eval_every: int | None = None,
     steps_per_call: int | None = None,
     on_log: LogFn | None = None,
+    checkpoint_every: int | None = None,
+    on_checkpoint: Callable[[int, TrainState], None] | None = None,
     train_span: Callable[..., tuple[TrainState, SpanMetrics]] | None = None,
     stop_when_diverged: bool = True,
 ) -> FitResult:
@@ -284,6 +286,9 @@ def fit(
     (all in steps), each epoch boundary (with mini-batches) and the end, and calls
     ``on_log(step, LogPoint, state)`` at each log or evaluation point. Stops early at the first
     such point where the loss or the params are not finite, unless `stop_when_diverged` is off.
+
+    At each multiple of `checkpoint_every` and at the end it calls ``on_checkpoint(step, state)``
+    when the state is finite, before it is donated to the next span.
 
     `train_span` replaces the task's compiled span: `jax_mlp.sweep` passes a vmapped one, whose
     metrics carry a run axis that `LogPoint` keeps.
@@ -297,10 +302,13 @@ def fit(
     end = done + steps
     since_log, pending = done, []
     while done < end:
-        span_end = next_point(done, end, epoch, log_every, eval_every, steps_per_call)
+        span_end = next_point(done, end, epoch, log_every, eval_every, steps_per_call, checkpoint_every)
         state, metrics = train_span(state, x, y, np.int32(span_end - done))
         done = span_end
         pending.append(metrics)
+        if (on_checkpoint is not None and done == next_point(done - 1, end, checkpoint_every)
+                and np.all(jax.device_get(metrics.finite))):  # only finite states are kept
+            on_checkpoint(done, state)
         if done != next_point(done - 1, end, log_every, eval_every):
             continue  # an epoch boundary between two log points: no sync with the device
         fetched = jax.device_get(pending)

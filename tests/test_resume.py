@@ -1,0 +1,96 @@
+"""Checkpoints and exact resume: SIGKILL at several points, corrupt checkpoints, bad requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, read_jsonl
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["experiment=moons", "trainer.epochs=60", "trainer.checkpoint_every=190", "trainer.log_every=190",
+        "trainer.eval_every=10", "trainer.keep_checkpoints=2"]  # 19 steps an epoch: a checkpoint each 10 epochs
+
+
+def _train(folder: Path, cache_home: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), *ARGS,
+                             f"hydra.run.dir={folder}", *extra], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _kill_after_checkpoint(proc: subprocess.Popen, step: int) -> None:
+    """Reads the run's log until it announces the checkpoint at `step`, then SIGKILLs it."""
+    for line in proc.stdout:
+        if f"checkpoint at step {step}" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache_home) -> Path:
+    folder = tmp_path_factory.mktemp("reference")
+    proc = _train(folder, cache_home)
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    return folder
+
+
+@pytest.mark.parametrize("kill_at", sorted(random.Random(7).sample(range(190, 1140, 190), 3)))
+def test_a_killed_run_resumes_to_bit_identical_params(reference, tmp_path, cache_home, kill_at):
+    _kill_after_checkpoint(_train(tmp_path, cache_home), kill_at)
+    proc = _train(tmp_path, cache_home, "trainer.resume=true")
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert "resuming from step" in out
+    assert (tmp_path / "params.npz").read_bytes() == (reference / "params.npz").read_bytes()
+    steps = [line["step"] for line in read_jsonl(tmp_path / "metrics.jsonl")]
+    assert steps == [line["step"] for line in read_jsonl(reference / "metrics.jsonl")]
+    assert len(steps) == len(set(steps))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 1140
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1140", "950"]
+
+
+def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(reference, tmp_path, cache_home):
+    _kill_after_checkpoint(_train(tmp_path, cache_home), 570)
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    newest = tmp_path / "checkpoints" / str(steps[-1])
+    for file in newest.rglob("*"):
+        if file.is_file() and file.stat().st_size > 0 and "metadata" not in file.name.lower():
+            file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    proc = _train(tmp_path, cache_home, "trainer.resume=true")
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert f"checkpoint {newest} is unreadable" in out + err
+    assert f"resuming from step {steps[-2]}" in out
+    assert (tmp_path / "params.npz").read_bytes() == (reference / "params.npz").read_bytes()
+
+
+def test_resuming_where_there_is_no_checkpoint_is_a_clear_error(run_script, tmp_path):
+    result = run_script("train.py", f"hydra.run.dir={tmp_path}", "trainer.resume=true")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"jax_mlp: error: no checkpoint to resume from in {tmp_path / 'checkpoints'}"
+    result = run_script("train.py", f"hydra.run.dir={tmp_path}", f"trainer.resume={tmp_path}/nope")
+    assert result.returncode == 2 and "no such checkpoints folder" in result.stderr
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(tmp_path, cache_home):
+    _kill_after_checkpoint(_train(tmp_path, cache_home), 380)
+    proc = _train(tmp_path, cache_home, "trainer.resume=true", "model.hidden=[8]")
+    _, err = proc.communicate()
+    assert proc.returncode == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"jax_mlp: error: no readable checkpoint in {tmp_path / 'checkpoints'}")
+    assert "Traceback" not in err
