@@ -1,7 +1,8 @@
 """The one task a Hydra job runs: config -> data -> params -> fit -> outputs.
 
 `main` is the command-line edge: it starts Hydra, turns a user's mistake into one line on stderr
-and exit status 2, and a diverged single run into exit status 3. `execute` does the work and knows
+and exit status 2, a diverged single run into exit status 3, and SIGINT / SIGTERM into a checkpoint,
+an ``interrupted`` summary and exit status 130 / 143. `execute` does the work and knows
 nothing of Hydra, so tests and other programs can call it with a loaded config and a folder.
 """
 
@@ -13,7 +14,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -43,8 +46,9 @@ class Outcome:
     """What `execute` reports back: the objective and how the run ended."""
 
     objective: float
-    status: str  # "completed" or "diverged"
+    status: str  # "completed", "diverged" or "interrupted"
     message: str = ""
+    exit_code: int = 0
 
 
 @dataclass(frozen=True)
@@ -205,19 +209,21 @@ class RunOutputs:
         self.metrics.write(record)
         log.info(_describe(record))
 
-    def finish(self, params: model.Params, steps: int, final: dict[str, dict[str, float]]) -> Outcome:
+    def finish(self, params: model.Params, steps: int, final: dict[str, dict[str, float]],
+               signum: int | None = None) -> Outcome:
         """Writes ``params.npz`` and ``summary.json`` from the final params and every split's
-        metrics; returns the run's `Outcome`."""
+        metrics; returns the run's `Outcome`. `signum`: the signal that interrupted training."""
         self.metrics.close()
         cfg, data, task = self.cfg, self.problem.data, self.problem.task
         flat = {f"{split}_{k}": v for split, values in final.items() for k, v in values.items()}
         diverged = self.diverged_at is not None or not math.isfinite(flat["train_loss"])
-        objective = math.inf if diverged else report.finite_or_inf(
+        objective = math.inf if diverged or signum is not None else report.finite_or_inf(
             flat["val_loss" if data.val is not None else "train_loss"])
         steps = steps if self.diverged_at is None else self.diverged_at
         checkpoint.save_params(self.out_dir / "params.npz", params)
+        status = "diverged" if diverged else "interrupted" if signum is not None else "completed"
         report.write_summary(self.out_dir / "summary.json", {
-            "status": "diverged" if diverged else "completed",
+            "status": status,
             "steps": steps,
             "epochs": round(steps / task.steps_per_epoch, 6),
             "initial_loss": self.initial_loss,
@@ -233,11 +239,15 @@ class RunOutputs:
             **devices.describe(),
             "config": dataclasses.asdict(cfg),
         })
+        if signum is not None and not diverged:
+            name = signal.Signals(signum).name
+            return Outcome(objective, status, f"{name} at step {steps}: checkpoint saved; continue with "
+                           f"trainer.resume=true hydra.run.dir={self.out_dir}", 128 + signum)
         if diverged:
             return Outcome(objective, "diverged", (
                 f"training diverged at step {self.diverged_at}: the loss is not finite with "
                 f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
-                f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"))
+                f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"), EXIT_DIVERGED)
         log.info("final loss %.6g, objective %.6g; %s; outputs in %s", flat["train_loss"], objective,
                  ", ".join(f"{k} {v:.6g}" for k, v in flat.items() if k != "train_loss"), self.out_dir)
         return Outcome(objective, "completed")
@@ -317,15 +327,49 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
         initial = evaluate(state.params, "train")
         on_log(0, train.LogPoint(np.asarray(initial["loss"]), first_lr, np.asarray(True)), state)
     try:
-        result = train.fit(state, x, y, problem.task, steps=problem.total_steps - int(state.step),
-                           log_every=t.log_every, eval_every=eval_every, steps_per_call=t.steps_per_call,
-                           on_log=on_log, checkpoint_every=t.checkpoint_every,
-                           on_checkpoint=None if checkpointer is None else functools.partial(save_checkpoint, checkpointer))
+        with Interrupts() as interrupts:
+            result = train.fit(state, x, y, problem.task, steps=problem.total_steps - int(state.step),
+                               log_every=t.log_every, eval_every=eval_every, steps_per_call=t.steps_per_call,
+                               on_log=on_log, checkpoint_every=t.checkpoint_every,
+                               on_checkpoint=None if checkpointer is None else functools.partial(
+                                   save_checkpoint, checkpointer),
+                               should_stop=interrupts.arrived)
+        if result.stopped:
+            checkpointer = checkpointer or checkpoint.Checkpointer(Path(out_dir) / "checkpoints",
+                                                                   t.keep_checkpoints)
+            save_checkpoint(checkpointer, int(result.state.step), result.state)
     finally:
         if checkpointer is not None:
             checkpointer.close()
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
-    return outputs.finish(result.state.params, int(result.state.step), final)
+    return outputs.finish(result.state.params, int(result.state.step), final,
+                          interrupts.signum if result.stopped else None)
+
+
+class Interrupts:
+    """While active, SIGINT and SIGTERM are recorded instead of ending the process, so training
+    can stop at the next span's end, save a checkpoint and write its summary."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def arrived(self) -> bool:
+        return self.signum is not None
+
+    def _record(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __enter__(self) -> "Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._record) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 def _describe(record: dict[str, Any]) -> str:
@@ -366,10 +410,11 @@ def run(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     outcome = execute(config.load(cfg), Path(hydra_cfg.runtime.output_dir))
-    if outcome.status == "diverged":
+    if outcome.message:
         print(f"jax_mlp: {outcome.message}", file=sys.stderr)
-        if hydra_cfg.mode != RunMode.MULTIRUN:  # in a sweep the job ends normally, objective inf
-            sys.exit(EXIT_DIVERGED)
+    # A diverged job of a sweep ends normally (objective inf) so the sweep goes on; a signal ends all.
+    if outcome.status == "interrupted" or (outcome.status == "diverged" and hydra_cfg.mode != RunMode.MULTIRUN):
+        sys.exit(outcome.exit_code)
     return outcome.objective
 
 

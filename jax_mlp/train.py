@@ -235,10 +235,12 @@ class FitResult:
     Attributes:
       state: the final state.
       diverged_at: the step at whose log point a non-finite loss or param stopped training, else None.
+      stopped: whether `should_stop` ended training early.
     """
 
     state: TrainState
     diverged_at: int | None
+    stopped: bool = False
 
 
 class LogPoint(NamedTuple):
@@ -279,6 +281,7 @@ def fit(
     on_checkpoint: Callable[[int, TrainState], None] | None = None,
     train_span: Callable[..., tuple[TrainState, SpanMetrics]] | None = None,
     stop_when_diverged: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Trains `state` for `steps` more steps on ``x`` (n, n_in) and ``y``.
 
@@ -288,7 +291,8 @@ def fit(
     such point where the loss or the params are not finite, unless `stop_when_diverged` is off.
 
     At each multiple of `checkpoint_every` and at the end it calls ``on_checkpoint(step, state)``
-    when the state is finite, before it is donated to the next span.
+    when the state is finite, before it is donated to the next span. After every span it asks
+    `should_stop` (a signal arrived, say) and returns early when it says so.
 
     `train_span` replaces the task's compiled span: `jax_mlp.sweep` passes a vmapped one, whose
     metrics carry a run axis that `LogPoint` keeps.
@@ -310,6 +314,8 @@ def fit(
                 and np.all(jax.device_get(metrics.finite))):  # only finite states are kept
             on_checkpoint(done, state)
         if done != next_point(done - 1, end, log_every, eval_every):
+            if should_stop is not None and should_stop():
+                return FitResult(state, diverged_at=None, stopped=True)
             continue  # an epoch boundary between two log points: no sync with the device
         fetched = jax.device_get(pending)
         dtype = fetched[-1].loss_sum.dtype
@@ -320,4 +326,6 @@ def fit(
             on_log(done, LogPoint(loss, fetched[-1].lr, finite), state)
         if stop_when_diverged and not np.all(finite):
             return FitResult(state, diverged_at=done)
+        if should_stop is not None and should_stop():
+            return FitResult(state, diverged_at=None, stopped=True)
     return FitResult(state, diverged_at=None)

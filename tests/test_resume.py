@@ -94,3 +94,40 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path, cache_home):
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"jax_mlp: error: no readable checkpoint in {tmp_path / 'checkpoints'}")
     assert "Traceback" not in err
+
+
+NOTE_ARGS = ["trainer.steps=1500000", "trainer.log_every=20000"]
+
+
+def _note(folder: Path, cache_home: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), *NOTE_ARGS,
+                             f"hydra.run.dir={folder}", *extra], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, cache_home, signum, status):
+    proc = _note(tmp_path / "run", cache_home)
+    for line in proc.stdout:
+        if "step 100000 loss" in line:
+            proc.send_signal(signum)
+            break
+    out, err = proc.communicate()
+    assert proc.returncode == status, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["objective"] == "inf"
+    stopped = summary["steps"]
+    assert 100000 <= stopped < 1500000
+    assert err.strip().splitlines()[-1] == (f"jax_mlp: {signal.Signals(signum).name} at step {stopped}: checkpoint "
+                                            f"saved; continue with trainer.resume=true hydra.run.dir={tmp_path / 'run'}")
+    assert (tmp_path / "run" / "checkpoints" / str(stopped)).is_dir()
+    if signum == signal.SIGINT:
+        resumed = _note(tmp_path / "run", cache_home, "trainer.resume=true")
+        reference = _note(tmp_path / "reference", cache_home)
+        for p in (resumed, reference):
+            _, err = p.communicate()
+            assert p.returncode == 0, err
+        assert (tmp_path / "run" / "params.npz").read_bytes() == (tmp_path / "reference" / "params.npz").read_bytes()
+        steps = [line["step"] for line in read_jsonl(tmp_path / "run" / "metrics.jsonl")]
+        assert len(steps) == len(set(steps)) and steps[-1] == 1500000
