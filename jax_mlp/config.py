@@ -18,7 +18,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from jax_mlp import losses, model, optim
+from jax_mlp import devices, losses, model, optim
 from jax_mlp.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -181,6 +181,7 @@ class TrainerConfig:
     eval_every: Optional[int] = None  # epochs between validation passes; null: at every log line
     loss: str = "auto"  # auto (mse, or cross-entropy for classification) | mse | mae | huber
     x64: bool = False  # train in float64
+    platform: str = "auto"  # auto | cpu | gpu | tpu
     checkpoint_every: Optional[int] = None  # steps between Orbax checkpoints (and one at the end); null: none
     keep_checkpoints: int = 3
     resume: Any = False  # true: continue the run in hydra.run.dir; or a checkpoints folder to start from
@@ -342,6 +343,7 @@ def check(cfg: Config) -> None:
              "null or a positive integer", t.steps_per_call)
     _require(t.eval_every is None or t.eval_every >= 1, "trainer.eval_every", "null or a positive integer",
              t.eval_every)
+    _one_of("trainer.platform", t.platform, devices.PLATFORMS)
     _require(t.checkpoint_every is None or t.checkpoint_every >= 1, "trainer.checkpoint_every",
              "null or a positive integer", t.checkpoint_every)
     _require(t.keep_checkpoints >= 1, "trainer.keep_checkpoints", "a positive integer", t.keep_checkpoints)

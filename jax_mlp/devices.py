@@ -8,6 +8,10 @@ from typing import Any
 
 import jax
 
+from jax_mlp.errors import UserError
+
+PLATFORMS = ("auto", "cpu", "gpu", "tpu")
+
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/jax_mlp/xla``, or ``~/.cache/jax_mlp/xla``."""
@@ -33,9 +37,39 @@ def configure(*, x64: bool, compilation_cache: bool, cache_dir: str | None) -> N
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def available_platforms() -> list[str]:
+    """The platforms JAX can run on here, of ``cpu``, ``gpu`` and ``tpu``."""
+    found = []
+    for name in PLATFORMS[1:]:
+        try:
+            jax.devices(name)
+        except RuntimeError:
+            continue
+        found.append(name)
+    return found
+
+
+def select_platform(name: str) -> None:
+    """Makes `name`'s first device the default for every array and computation (``auto``: JAX's
+    own choice, a GPU or TPU when there is one).
+
+    Raises:
+      UserError: the platform is not available here; the message lists those that are.
+    """
+    if name == "auto":
+        return
+    try:
+        device = jax.devices(name)[0]
+    except RuntimeError:
+        raise UserError(f"trainer.platform={name}: no {name} device here; available: "
+                        f"{', '.join(available_platforms())} (or auto)") from None
+    jax.config.update("jax_default_device", device)
+
+
 def describe() -> dict[str, Any]:
     """The platform, devices and JAX version, for `summary.json`."""
-    devices = jax.devices()
+    default = jax.config.jax_default_device
+    devices = jax.devices(default.platform) if default is not None else jax.devices()
     return {
         "platform": devices[0].platform,
         "device_kind": devices[0].device_kind,

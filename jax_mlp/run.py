@@ -297,6 +297,7 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     """
     t = cfg.trainer
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
+    devices.select_platform(t.platform)
     problem = prepare(cfg)
     state, first_lr = initial_state(cfg, problem)
     checkpointer = None
@@ -390,6 +391,7 @@ def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
     cfg = config.from_saved(json.loads(summary_path.read_text())["config"])
     devices.configure(x64=cfg.trainer.x64, compilation_cache=cfg.trainer.compilation_cache,
                       cache_dir=cfg.trainer.cache_dir)
+    devices.select_platform(cfg.trainer.platform)
     scaling = Scaling.from_dict(json.loads((run_dir / "scaling.json").read_text()))
     problem = prepare(cfg, scaling)
     if split not in problem.data.splits():

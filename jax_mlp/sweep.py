@@ -59,7 +59,8 @@ def _stack(trees: list) -> object:
 
 def _run_sharding() -> NamedSharding | None:
     """A sharding of the leading (run) axis over the local devices, when there are several."""
-    local = jax.local_devices()
+    default = jax.config.jax_default_device
+    local = jax.local_devices(backend=None if default is None else default.platform)
     if len(local) < 2:
         return None
     return NamedSharding(Mesh(np.asarray(local), ("runs",)), PartitionSpec("runs"))
@@ -75,6 +76,7 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
         raise ValueError("execute_group takes runs of one structure; split them with group_runs")
     t = cfgs[0].trainer
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
+    devices.select_platform(t.platform)
     count = len(cfgs)
     sharding = _run_sharding()
     padded = count if sharding is None else -(-count // sharding.mesh.size) * sharding.mesh.size

@@ -32,6 +32,13 @@ def test_default_command_trains_the_note(train_cli):
     assert (out / ".hydra" / "config.yaml").exists() and (out / "train.log").read_text().count("step") >= 11
 
 
+def test_the_platform_can_be_chosen(train_cli):
+    result, out = train_cli("trainer.platform=cpu", "trainer.steps=10")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["platform"] == "cpu" and summary["config"]["trainer"]["platform"] == "cpu"
+
+
 def test_overrides_reach_the_outputs(train_cli):
     result, out = train_cli("optimizer.lr=0.05", "trainer.steps=10", "trainer.log_every=5")
     assert result.returncode == 0, result.stderr
@@ -62,6 +69,7 @@ def test_an_mlp_from_the_command_line_trains(train_cli):
     (["model=resnet"], "model=resnet is not a config option; choose one of mlp, seed_note"),
     (["data=csv", "data.path=/no/such.csv", "data.target=y"], "data.path: no file at /no/such.csv"),
     (["experiment=iris", "model.output_size=4"], "model.output_size is 4 but data 'iris' has 3"),
+    (["trainer.platform=tpu"], "trainer.platform=tpu: no tpu device here; available: cpu (or auto)"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(train_cli, overrides, expected):
     result, out = train_cli(*overrides)

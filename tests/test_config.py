@@ -62,6 +62,7 @@ def test_momentum_preset():
     (["trainer.log_every=-5"], "trainer.log_every must be a positive integer, got -5"),
     (["trainer.loss=l1"], "trainer.loss must be one of auto, cross_entropy, huber, mae, mse, got 'l1'"),
     (["trainer.x64=maybe"], "trainer.x64: Value 'maybe' is not a valid bool"),
+    (["trainer.platform=quantum"], "trainer.platform must be one of auto, cpu, gpu, tpu, got 'quantum'"),
     (["seed=-1"], "seed must be an integer in [0, 2**32), got -1"),
     (["seed=1.5"], "seed must be an integer, got '1.5'"),
     (["model=mlp", "model.weights=[1]"], "model.weights must be given exactly when model.init is explicit"),
