@@ -182,6 +182,7 @@ class TrainerConfig:
     loss: str = "auto"  # auto (mse, or cross-entropy for classification) | mse | mae | huber
     x64: bool = False  # train in float64
     platform: str = "auto"  # auto | cpu | gpu | tpu
+    data_parallel: bool = False  # split each batch over the local devices, params replicated
     checkpoint_every: Optional[int] = None  # steps between Orbax checkpoints (and one at the end); null: none
     keep_checkpoints: int = 3
     resume: Any = False  # true: continue the run in hydra.run.dir; or a checkpoints folder to start from

@@ -66,6 +66,27 @@ def select_platform(name: str) -> None:
     jax.config.update("jax_default_device", device)
 
 
+def data_parallel_shardings(batch_size: int | None, num_train: int):
+    """``(batch sharding, replicated sharding)`` over a one-axis mesh ("data") of the default
+    platform's local devices: a batch's first axis is split over them, params are copied to each.
+
+    Raises:
+      UserError: the batch (or, on the full batch, the training set) does not divide evenly.
+    """
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    default = jax.config.jax_default_device
+    local = jax.local_devices(backend=None if default is None else default.platform)
+    full_batch = batch_size is None or batch_size >= num_train
+    size = num_train if full_batch else batch_size
+    if size % len(local):
+        what = "the full batch (the training set)" if full_batch else "trainer.batch_size"
+        raise UserError(f"{what} of {size} samples does not divide over the {len(local)} devices of "
+                        f"trainer.data_parallel; set trainer.batch_size to a multiple of {len(local)}")
+    mesh = Mesh(local, ("data",))
+    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+
+
 def describe() -> dict[str, Any]:
     """The platform, devices and JAX version, for `summary.json`."""
     default = jax.config.jax_default_device

@@ -75,6 +75,9 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     if len({structure_key(c) for c in cfgs}) != 1:
         raise ValueError("execute_group takes runs of one structure; split them with group_runs")
     t = cfgs[0].trainer
+    if t.data_parallel:
+        raise run.UserError("trainer.data_parallel is for single runs; the vmap sweeper shards its "
+                            "run axis over the devices instead")
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     devices.select_platform(t.platform)
     count = len(cfgs)

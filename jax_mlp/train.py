@@ -62,6 +62,8 @@ class Task:
       optimizer: the optimizer's algorithm, switches and schedule (its numbers live in the state).
       num_train: number of training samples.
       batch_size: samples per step; None (or at least `num_train`) trains on the full batch.
+      batch_sharding: with data parallelism, how a batch is split over the devices (its first
+        axis over the mesh); None on one device.
     """
 
     mlp: model.MLP
@@ -69,6 +71,7 @@ class Task:
     optimizer: optim.OptimizerKind
     num_train: int = 0
     batch_size: int | None = None
+    batch_sharding: jax.sharding.NamedSharding | None = None
 
     @property
     def full_batch(self) -> bool:
@@ -164,8 +167,10 @@ def make_train_span(task: Task) -> Callable[..., tuple[TrainState, SpanMetrics]]
                 batch = state.step % per_epoch
                 index = order[batch]
                 weights = batch_weights(task, batch)
-                state, loss = train_step(state, x[index], y[index],
-                                         None if weights is None else weights.astype(dtype))
+                batch_arrays = (x[index], y[index], None if weights is None else weights.astype(dtype))
+                if task.batch_sharding is not None:  # each device takes its share of the batch
+                    batch_arrays = jax.lax.with_sharding_constraint(batch_arrays, task.batch_sharding)
+                state, loss = train_step(state, *batch_arrays)
                 return state, loss_sum + loss
 
         state, loss_sum = jax.lax.fori_loop(0, num_steps, body, (state, zero))
