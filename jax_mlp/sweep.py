@@ -78,6 +78,9 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     if t.data_parallel:
         raise run.UserError("trainer.data_parallel is for single runs; the vmap sweeper shards its "
                             "run axis over the devices instead")
+    if t.checkpoint_every is not None or t.resume is not False:
+        raise run.UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
+                            "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     devices.select_platform(t.platform)
     count = len(cfgs)
@@ -105,11 +108,11 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     arrays = {name: stacked(name) for name in problem.data.splits()}
     scale = [problem_of(c).data.scaling.y_std for c in members]
     target_std = np.stack([np.ones(problem.data.output_size) if s is None else s for s in scale])
-    target_std = jnp.asarray(target_std[0] if shared_data else target_std, problem.dtype)
+    target_std = jax.device_put(np.asarray(target_std[0] if shared_data else target_std, problem.dtype))
 
     seeds = np.asarray([c.seed for c in members], np.uint32)
     hyperparams = _stack([config.optimizer_hyperparams(c.optimizer) for c in members])
-    init = jax.jit(jax.vmap(lambda seed, hyper: run.initial_state_fn(members[0], problem)(seed, hyper)))
+    init = jax.jit(jax.vmap(run.initial_state_fn(members[0], problem)))
     if sharding is not None:
         seeds, hyperparams = jax.device_put((seeds, hyperparams), sharding)
     state, first_lr = init(seeds, hyperparams)
