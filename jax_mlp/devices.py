@@ -66,9 +66,9 @@ def select_platform(name: str) -> None:
     jax.config.update("jax_default_device", device)
 
 
-def data_parallel_shardings(batch_size: int | None, num_train: int):
-    """``(batch sharding, replicated sharding)`` over a one-axis mesh ("data") of the default
-    platform's local devices: a batch's first axis is split over them, params are copied to each.
+def data_parallel_sharding(batch_size: int | None, num_train: int):
+    """The sharding of a batch's first axis over a one-axis mesh ("data") of the default
+    platform's local devices (params go to each device whole: see `replicated`).
 
     Raises:
       UserError: the batch (or, on the full batch, the training set) does not divide evenly.
@@ -83,8 +83,14 @@ def data_parallel_shardings(batch_size: int | None, num_train: int):
         what = "the full batch (the training set)" if full_batch else "trainer.batch_size"
         raise UserError(f"{what} of {size} samples does not divide over the {len(local)} devices of "
                         f"trainer.data_parallel; set trainer.batch_size to a multiple of {len(local)}")
-    mesh = Mesh(local, ("data",))
-    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+    return NamedSharding(Mesh(local, ("data",)), PartitionSpec("data"))
+
+
+def replicated(sharding):
+    """A sharding that puts a whole copy on every device of `sharding`'s mesh."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return NamedSharding(sharding.mesh, PartitionSpec())
 
 
 def describe() -> dict[str, Any]:

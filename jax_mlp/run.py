@@ -132,8 +132,7 @@ def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
     t = cfg.trainer
     shape = train.Task(mlp, loss_name(cfg, data), None, len(data.train), t.batch_size)
     total_steps = t.steps if t.steps is not None else t.epochs * shape.steps_per_epoch
-    sharding = (devices.data_parallel_shardings(t.batch_size, len(data.train))[0]
-                if t.data_parallel else None)
+    sharding = devices.data_parallel_sharding(t.batch_size, len(data.train)) if t.data_parallel else None
     task = dataclasses.replace(shape, optimizer=config.optimizer_kind(cfg.optimizer, total_steps),
                                batch_sharding=sharding)
     return Problem(data, task, dtype, total_steps)
@@ -317,10 +316,11 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
             checkpointer.close()
             checkpointer = checkpoint.Checkpointer(Path(out_dir) / "checkpoints", t.keep_checkpoints)
     x, y = device_split(problem.data.train, problem)
-    if t.data_parallel:  # params replicated; the full batch split over the devices too
-        batch_sharding, replicated = devices.data_parallel_shardings(t.batch_size, len(problem.data.train))
-        state = jax.device_put(state, replicated)
-        x, y = jax.device_put((x, y), batch_sharding if problem.task.full_batch else replicated)
+    batch_sharding = problem.task.batch_sharding
+    if batch_sharding is not None:  # params replicated; the full batch split over the devices too
+        everywhere = devices.replicated(batch_sharding)
+        state = jax.device_put(state, everywhere)
+        x, y = jax.device_put((x, y), batch_sharding if problem.task.full_batch else everywhere)
     evaluate = make_evaluator(problem, {"train": (x, y)})
     eval_every = eval_interval(cfg, problem)
     outputs = RunOutputs(cfg, problem, out_dir, resume_step)
