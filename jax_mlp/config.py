@@ -260,6 +260,28 @@ def load(cfg: DictConfig) -> Config:
     return obj
 
 
+def reload(base: Config, cfg: DictConfig, changed: set[str]) -> Config:
+    """`load` of `cfg` when it differs from the config `base` was loaded from only under the
+    top-level keys `changed` (a sweep's jobs): those are read again, and the whole is checked.
+
+    Raises:
+      UserError: as `load`.
+    """
+    try:
+        values = {}
+        for name in changed:
+            value = cfg[name]
+            if isinstance(value, DictConfig):
+                _check_known_keys(value, name + ".")
+                value = OmegaConf.to_object(value)
+            values[name] = value
+        obj = dataclasses.replace(base, **values)
+    except Exception as error:  # as in `load`
+        raise UserError(describe_error(error)) from None
+    check(obj)
+    return obj
+
+
 def from_saved(saved: DictConfig | dict) -> Config:
     """A run's saved config (``.hydra/config.yaml`` or summary.json's ``config``) as a checked `Config`.
 

@@ -12,15 +12,15 @@ from typing import Any
 def write_atomic(path: Path, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file and `os.replace`.
 
-    A process killed at any moment leaves either the old complete file or the new one.
+    A process killed at any moment leaves either the old complete file or the new one. There is
+    no fsync (it cost half a millisecond a file, a quarter of a 256-job sweep's writing): a crash
+    of the machine itself may lose the newest files; Orbax checkpoints make their own guarantees.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

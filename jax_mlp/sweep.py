@@ -14,16 +14,20 @@ import dataclasses
 import json
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jax_mlp import config, devices, run, train
+from jax_mlp.data import Split
 
 log = logging.getLogger("jax_mlp")
+
+FILE_THREADS = 4  # threads writing the runs' folders
 
 # What may differ between the runs of one group.
 VARYING_OPTIMIZER_FIELDS = ("lr", "momentum", "b1", "b2", "eps", "weight_decay")
@@ -83,49 +87,74 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
                             "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
     devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     devices.select_platform(t.platform)
-    count = len(cfgs)
+    # Creating a file takes up to a millisecond on some file systems: threads start the runs'
+    # folders while the group compiles, and write their final files side by side.
+    with ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="sweep-files") as files:
+        return _train_group(list(cfgs), list(out_dirs), files)
+
+
+@dataclass(frozen=True)
+class GroupData:
+    """The data of a group's runs (padding runs included) on the device.
+
+    Attributes:
+      problems: each run's `run.Problem`; runs with the same data seed share one.
+      arrays: each split's ``(x, y)``: one copy when all runs share their data, else stacked
+        along a leading run axis.
+      target_std: the regression targets' scale, (n_out,) or stacked likewise.
+      axis: the run axis of `arrays` and `target_std` for `jax.vmap`: None (shared) or 0.
+    """
+
+    problems: list[run.Problem]
+    arrays: dict[str, tuple[jax.Array, jax.Array]]
+    target_std: jax.Array
+    axis: int | None
+
+
+def group_data(members: Sequence[config.Config]) -> GroupData:
+    """Loads each distinct data seed's data once and puts the group's splits on the device."""
+    by_seed: dict[int, run.Problem] = {}
+    for cfg in members:
+        if config.data_seed(cfg) not in by_seed:
+            by_seed[config.data_seed(cfg)] = run.prepare(cfg)
+    problems = [by_seed[config.data_seed(cfg)] for cfg in members]
+    first = problems[0]
+    ones = np.ones(first.data.output_size)
+    scales = [ones if p.data.scaling.y_std is None else p.data.scaling.y_std for p in problems]
+    if len(by_seed) == 1:
+        arrays = {name: run.device_split(split, first) for name, split in first.data.splits().items()}
+        return GroupData(problems, arrays, jax.device_put(np.asarray(scales[0], first.dtype)), None)
+    arrays = {}
+    for name in first.data.splits():
+        splits = [p.data.splits()[name] for p in problems]
+        arrays[name] = run.device_split(Split(np.stack([s.x for s in splits]), np.stack([s.y for s in splits])), first)
+    return GroupData(problems, arrays, jax.device_put(np.asarray(np.stack(scales), first.dtype)), 0)
+
+
+def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExecutor) -> list[run.Outcome]:
+    """`execute_group` once the group is checked; `files` writes the runs' folders."""
+    count, t = len(cfgs), cfgs[0].trainer
     sharding = _run_sharding()
     padded = count if sharding is None else -(-count // sharding.mesh.size) * sharding.mesh.size
-    members = list(cfgs) + [cfgs[-1]] * (padded - count)  # padding runs repeat the last one
-
-    problems: dict[int, run.Problem] = {}  # by data seed: runs drawing the same data share it
-    for cfg in members:
-        if config.data_seed(cfg) not in problems:
-            problems[config.data_seed(cfg)] = run.prepare(cfg)
-
-    def problem_of(cfg: config.Config) -> run.Problem:
-        return problems[config.data_seed(cfg)]
-
-    problem = problem_of(members[0])
-    task = problem.task
-    shared_data = len(problems) == 1
-    data_axis = None if shared_data else 0
-
-    def stacked(name: str):
-        splits = [run.device_split(problem_of(c).data.splits()[name], problem) for c in members]
-        return splits[0] if shared_data else jax.tree_util.tree_map(lambda *a: jnp.stack(a), *splits)
-
-    arrays = {name: stacked(name) for name in problem.data.splits()}
-    scale = [problem_of(c).data.scaling.y_std for c in members]
-    target_std = np.stack([np.ones(problem.data.output_size) if s is None else s for s in scale])
-    target_std = jax.device_put(np.asarray(target_std[0] if shared_data else target_std, problem.dtype))
+    members = cfgs + [cfgs[-1]] * (padded - count)  # padding runs repeat the last one
+    data = group_data(members)
+    problem, task, axis = data.problems[0], data.problems[0].task, data.axis
+    outputs = files.map(lambda cfg, out_dir, problem: run.RunOutputs(cfg, problem, out_dir, verbose=False),
+                        cfgs, out_dirs, data.problems)
 
     seeds = np.asarray([c.seed for c in members], np.uint32)
     hyperparams = _stack([config.optimizer_hyperparams(c.optimizer) for c in members])
-    init = jax.jit(jax.vmap(run.initial_state_fn(members[0], problem)))
     if sharding is not None:
         seeds, hyperparams = jax.device_put((seeds, hyperparams), sharding)
-    state, first_lr = init(seeds, hyperparams)
-
-    span = jax.jit(jax.vmap(train.make_train_span(task), in_axes=(0, data_axis, data_axis, None)),
-                   donate_argnums=0)
-    evaluate_all = jax.jit(jax.vmap(train.make_evaluate(task), in_axes=(0, data_axis, data_axis, data_axis)))
-    outputs = [run.RunOutputs(cfg, problem_of(cfg), out_dir) for cfg, out_dir in zip(cfgs, out_dirs)]
+    state, first_lr = jax.jit(jax.vmap(run.initial_state_fn(members[0], problem)))(seeds, hyperparams)
+    span = jax.jit(jax.vmap(train.make_train_span(task), in_axes=(0, axis, axis, None)), donate_argnums=0)
+    evaluate_all = jax.jit(jax.vmap(train.make_evaluate(task), in_axes=(0, axis, axis, axis)))
+    outputs = list(outputs)
     eval_every = run.eval_interval(cfgs[0], problem)
     log.info("%d runs as one program: %s", count, run.describe_run(problem, cfgs[0]))
 
     def evaluate(params, name: str) -> list[dict[str, float]]:
-        metrics = jax.device_get(evaluate_all(params, *arrays[name], target_std))
+        metrics = jax.device_get(evaluate_all(params, *data.arrays[name], data.target_std))
         return [{k: train.shortest_float(v[i]) for k, v in metrics.items()} for i in range(count)]
 
     def on_log(step: int, point: train.LogPoint, state: train.TrainState) -> None:
@@ -133,19 +162,34 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
         for i, out in enumerate(outputs):
             out.record(step, train.shortest_float(point.loss[i]), train.shortest_float(point.lr[i]),
                        bool(point.finite[i]), {name: values[i] for name, values in evaluations.items()})
+        log.info("step %d: %s", step, group_line(point.loss[:count], [o.diverged_at is not None for o in outputs]))
 
     initial = evaluate(state.params, "train")
     on_log(0, train.LogPoint(np.asarray([m["loss"] for m in initial]), jax.device_get(first_lr),
                              np.ones(count, bool)), state)
-    x, y = arrays["train"]
+    x, y = data.arrays["train"]
     result = train.fit(state, x, y, task, steps=problem.total_steps, log_every=t.log_every,
                        eval_every=eval_every, steps_per_call=t.steps_per_call, on_log=on_log,
                        train_span=span, stop_when_diverged=False)
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     params = jax.device_get(result.state.params)
     steps = int(np.asarray(result.state.step)[0])
-    return [out.finish(run_slice(params, i), steps, {name: values[i] for name, values in final.items()})
-            for i, out in enumerate(outputs)]
+    outcomes = list(files.map(
+        lambda i: outputs[i].finish(run_slice(params, i), steps, {k: v[i] for k, v in final.items()}),
+        range(count)))
+    best = min(range(count), key=lambda i: outcomes[i].objective)
+    log.info("%d runs done: %d completed, %d diverged; best objective %.6g in %s", count,
+             sum(o.status == "completed" for o in outcomes), sum(o.status == "diverged" for o in outcomes),
+             outcomes[best].objective, out_dirs[best])
+    return outcomes
+
+
+def group_line(losses: np.ndarray, diverged: Sequence[bool]) -> str:
+    """A log line for a group's log point: the spread of its runs' losses and how many diverged."""
+    alive = np.asarray([loss for loss, gone in zip(losses, diverged) if not gone], np.float64)
+    spread = (f"loss min {alive.min():.6g} median {np.median(alive):.6g} max {alive.max():.6g}"
+              if alive.size else "no run left")
+    return f"{len(losses)} runs, {spread}, {sum(diverged)} diverged"
 
 
 def run_slice(tree, index: int):

@@ -3,4 +3,4 @@
 from jax_mlp import run
 
 if __name__ == "__main__":
-    run.main()
+    run.exit_after(run.main)

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import read_jsonl
 
 pytestmark = pytest.mark.slow
@@ -109,3 +108,18 @@ def test_multirun_writes_a_folder_per_job_and_a_sweep_summary(run_script, tmp_pa
     assert objectives[0] == pytest.approx(json.loads((tmp_path / rows[0]["job"] / "summary.json").read_text())["objective"], rel=1e-5)
     markdown = (tmp_path / "sweep_summary.md").read_text().splitlines()
     assert markdown[0].startswith("| job | overrides | status | objective |") and len(markdown) == 8
+
+
+def test_hydra_mode_multirun_without_dash_m_still_sweeps(run_script, tmp_path):
+    # The override names hydra.mode, so Hydra's mode probe runs as usual (jax_mlp.hydra_mode).
+    result = run_script("train.py", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}",
+                        "optimizer.lr=0.05,0.1", "trainer.steps=10")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["0", "1"]
+    assert json.loads((tmp_path / "1" / "summary.json").read_text())["lr"] == 0.1
+
+
+def test_a_sweep_without_dash_m_is_hydras_one_line_error(train_cli):
+    result, _ = train_cli("optimizer.lr=0.05,0.1")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--multirun" in result.stderr, result.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, read_jsonl
+
 from jax_mlp import config, run, sweep
 
 
@@ -112,12 +112,9 @@ def test_vmap_sweeper_writes_what_the_basic_sweeper_writes(run_script, tmp_path)
                       "hydra.sweeper.max_batch=3", *sweep_args)
     assert vmap.returncode == 0, vmap.stderr
     assert (tmp_path / "vmap" / "multirun.yaml").is_file()
+    _same_folders(tmp_path / "basic", tmp_path / "vmap", 8)
     for job in range(8):
         b, v = tmp_path / "basic" / str(job), tmp_path / "vmap" / str(job)
-        for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "scaling.json"):
-            assert (v / name).read_text() == (b / name).read_text(), (job, name)
-        assert _hydra_yaml_without_sweeper(v / ".hydra" / "hydra.yaml") == \
-            _hydra_yaml_without_sweeper(b / ".hydra" / "hydra.yaml")
         lines_b, lines_v = read_jsonl(b / "metrics.jsonl"), read_jsonl(v / "metrics.jsonl")
         assert [l["step"] for l in lines_v] == [l["step"] for l in lines_b] == [0, 25, 50]
         for lb, lv in zip(lines_b, lines_v):
@@ -128,6 +125,31 @@ def test_vmap_sweeper_writes_what_the_basic_sweeper_writes(run_script, tmp_path)
             np.testing.assert_allclose(_params(v)[key], value, rtol=1e-4, atol=1e-6)
     rows = list(csv.DictReader((tmp_path / "vmap" / "sweep_summary.csv").open()))
     assert len(rows) == 8 and {r["status"] for r in rows} == {"completed"}
+
+
+def _same_folders(basic: Path, vmap: Path, jobs: int) -> None:
+    """The two sweepers' ``.hydra`` files agree (up to the sweeper's own lines) in every job."""
+    for job in range(jobs):
+        b, v = basic / str(job), vmap / str(job)
+        for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "scaling.json"):
+            assert (v / name).read_text() == (b / name).read_text(), (job, name)
+        assert _hydra_yaml_without_sweeper(v / ".hydra" / "hydra.yaml") == \
+            _hydra_yaml_without_sweeper(b / ".hydra" / "hydra.yaml"), job
+
+
+@pytest.mark.slow
+def test_vmap_sweeper_folders_are_exact_for_lists_strings_and_groups(run_script, tmp_path):
+    # Jobs differing in a list (model.hidden: the parent node changes), a string, and the data
+    # group's options (a template each) exercise every way the sweeper writes a job's files.
+    sweep_args = ["model=mlp", "data=moons,spirals", "model.hidden=[4],[3,3]", "model.activation=tanh,relu",
+                  "trainer.steps=5", "trainer.log_every=5"]
+    basic = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path / 'basic'}", *sweep_args)
+    assert basic.returncode == 0, basic.stderr
+    vmap = run_script("train.py", "-m", "hydra/sweeper=vmap", f"hydra.sweep.dir={tmp_path / 'vmap'}", *sweep_args)
+    assert vmap.returncode == 0, vmap.stderr
+    assert "one by one" not in vmap.stdout + vmap.stderr  # each template's other jobs took the fast way
+    _same_folders(tmp_path / "basic", tmp_path / "vmap", 8)
+    assert "hidden:\n  - 3\n  - 3\n  activation: relu" in (tmp_path / "vmap" / "7" / ".hydra" / "config.yaml").read_text()
 
 
 @pytest.mark.slow

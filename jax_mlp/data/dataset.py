@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ class Scaling:
         return {k: None if v is None else np.asarray(v).tolist() for k, v in vars(self).items()}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Scaling":
+    def from_dict(cls, values: dict[str, Any]) -> Scaling:
         return cls(**{k: None if v is None else np.asarray(v, np.float64) for k, v in values.items()})
 
 
