@@ -23,6 +23,7 @@ from jax_mlp.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 SCHEMA_PREFIX = "schema"
+PRECISIONS = ("float32", "float64", "bfloat16")
 
 
 @dataclass
@@ -30,6 +31,8 @@ class ModelConfig:
     """An MLP. `input_size` and `output_size` come from the data when left null."""
 
     hidden: List[int] = field(default_factory=lambda: [32, 32])
+    width: Optional[int] = None  # with depth: hidden = [width] * depth (numbers a search can choose)
+    depth: Optional[int] = None
     activation: str = "relu"
     output_activation: str = "identity"
     init: str = "glorot_uniform"  # a name in model.INITIALIZERS, or "explicit" with `weights`
@@ -180,9 +183,9 @@ class TrainerConfig:
     steps_per_call: Optional[int] = None  # most steps one compiled call runs; null: up to a log line
     eval_every: Optional[int] = None  # epochs between validation passes; null: at every log line
     loss: str = "auto"  # auto (mse, or cross-entropy for classification) | mse | mae | huber
-    x64: bool = False  # train in float64
+    precision: str = "float32"  # float32 | float64 | bfloat16 (arithmetic only; float32 params and state)
     platform: str = "auto"  # auto | cpu | gpu | tpu
-    data_parallel: bool = False  # split each batch over the local devices, params replicated
+    data_parallel: bool = False  # split each batch over the devices (of every process), params replicated
     checkpoint_every: Optional[int] = None  # steps between Orbax checkpoints (and one at the end); null: none
     keep_checkpoints: int = 3
     resume: Any = False  # true: continue the run in hydra.run.dir; or a checkpoints folder to start from
@@ -191,11 +194,22 @@ class TrainerConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """JAX's multi-process runtime (`jax.distributed.initialize`), for runs over several hosts."""
+
+    enabled: Any = "auto"  # auto: when SLURM runs several tasks or JAX_COORDINATOR_ADDRESS is set | true | false
+    coordinator_address: Optional[str] = None  # host:port of process 0; null: from the cluster
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
     optimizer: OptimizerConfig = MISSING
     trainer: TrainerConfig = MISSING
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     seed: int = 0
 
 
@@ -221,11 +235,21 @@ def register() -> None:
     The YAML files in ``conf/`` name them first in their defaults list, so Hydra checks every
     value's type and rejects keys the schema lacks.
     """
+    if not OmegaConf.has_resolver("jax_mlp.sqlite"):
+        OmegaConf.register_new_resolver("jax_mlp.sqlite", sqlite_url)
     store = ConfigStore.instance()
     store.store(name=SCHEMA_PREFIX, node=Config)
     for group, schemas in _GROUP_SCHEMAS.items():
         for suffix, node in schemas.items():
             store.store(group=group, name=SCHEMA_PREFIX + suffix, node=node)
+
+
+def sqlite_url(path: str) -> str:
+    """``${jax_mlp.sqlite:PATH}``: the SQLAlchemy URL of an SQLite file at PATH, its folder made
+    (an Optuna study in a sweep folder that does not exist yet)."""
+    file = Path(path).expanduser().resolve()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{file}"
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
@@ -290,6 +314,10 @@ def from_saved(saved: DictConfig | dict) -> Config:
     """
     values = OmegaConf.to_container(saved, resolve=True) if isinstance(saved, DictConfig) else dict(saved)
     values.pop("hydra", None)
+    trainer = values.get("trainer")
+    if isinstance(trainer, dict) and "x64" in trainer:  # runs saved before trainer.precision
+        trainer = values["trainer"] = dict(trainer)
+        trainer.setdefault("precision", "float64" if trainer.pop("x64") else "float32")
     try:
         data_schema = DATA_SCHEMAS[values["data"]["source"]]
         optimizer_schema = OPTIMIZER_SCHEMAS[values["optimizer"]["name"]]
@@ -325,6 +353,10 @@ def check(cfg: Config) -> None:
     """Checks what the schema's types cannot; raises `UserError` at the first offence."""
     m = cfg.model
     _require(all(h >= 1 for h in m.hidden), "model.hidden", "a list of positive widths", m.hidden)
+    _require((m.width is None) == (m.depth is None), "model.width and model.depth", "both null or both set",
+             [m.width, m.depth])
+    _require(m.width is None or m.width >= 1, "model.width", "a positive integer", m.width)
+    _require(m.depth is None or m.depth >= 0, "model.depth", "a non-negative integer", m.depth)
     _one_of("model.activation", m.activation, model.ACTIVATIONS)
     _one_of("model.output_activation", m.output_activation, model.ACTIVATIONS)
     _one_of("model.init", m.init, (*model.INITIALIZERS, "explicit"))
@@ -367,6 +399,10 @@ def check(cfg: Config) -> None:
     _require(t.eval_every is None or t.eval_every >= 1, "trainer.eval_every", "null or a positive integer",
              t.eval_every)
     _one_of("trainer.platform", t.platform, devices.PLATFORMS)
+    _one_of("trainer.precision", t.precision, PRECISIONS)
+    d = cfg.distributed
+    _require(d.enabled is True or d.enabled is False or d.enabled == "auto", "distributed.enabled",
+             "auto, true or false", d.enabled)
     _require(t.checkpoint_every is None or t.checkpoint_every >= 1, "trainer.checkpoint_every",
              "null or a positive integer", t.checkpoint_every)
     _require(t.keep_checkpoints >= 1, "trainer.keep_checkpoints", "a positive integer", t.keep_checkpoints)
@@ -399,6 +435,11 @@ def check_data(d: DataConfig) -> None:
         _require(d.features >= 1, "data.features", "an integer >= 1", d.features)
         _require(math.isfinite(d.cluster_std) and d.cluster_std > 0, "data.cluster_std",
                  "a positive finite number", d.cluster_std)
+
+
+def hidden_sizes(cfg: ModelConfig) -> tuple[int, ...]:
+    """The hidden layers' widths: ``[width] * depth`` when those are set, else `hidden`."""
+    return tuple([cfg.width] * cfg.depth) if cfg.width is not None else tuple(cfg.hidden)
 
 
 def data_seed(cfg: Config) -> int:

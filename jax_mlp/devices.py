@@ -1,8 +1,10 @@
-"""The JAX runtime a run needs: precision, the persistent compilation cache, the platform."""
+"""The JAX runtime a run needs: precision, the persistent compilation cache, the platform, and
+JAX's multi-process runtime on clusters."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +68,62 @@ def select_platform(name: str) -> None:
     jax.config.update("jax_default_device", device)
 
 
+def distributed_wanted(enabled: bool | str, environ: Mapping[str, str]) -> bool:
+    """Whether to start JAX's multi-process runtime: always (True), never (False), or (``auto``)
+    when SLURM runs this process as one of several tasks or ``JAX_COORDINATOR_ADDRESS`` is set."""
+    if enabled != "auto":
+        return bool(enabled)
+    return int(environ.get("SLURM_NTASKS") or 1) > 1 or "JAX_COORDINATOR_ADDRESS" in environ
+
+
+def start_distributed(enabled: bool | str, coordinator_address: str | None = None,
+                      num_processes: int | None = None, process_id: int | None = None) -> None:
+    """Calls `jax.distributed.initialize` once per process when `distributed_wanted`; the
+    arguments left None come from the cluster (SLURM, Open MPI, a TPU pod) or JAX's variables.
+
+    Raises:
+      UserError: the runtime could not start (no cluster found, the coordinator unreachable).
+    """
+    if not distributed_wanted(enabled, os.environ) or jax.distributed.is_initialized():
+        return
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                                   process_id=process_id)
+    except (RuntimeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"distributed.enabled={enabled}: jax.distributed.initialize() failed: {reason}; "
+                        "run it under SLURM (srun) or give distributed.coordinator_address, "
+                        "num_processes and process_id") from None
+
+
+def launch_rank(environ: Mapping[str, str]) -> int:
+    """This process's rank among the processes a cluster started for one run (SLURM's
+    ``SLURM_PROCID``, else ``JAX_PROCESS_ID``), read before JAX starts; 0 when alone."""
+    return int(environ.get("SLURM_PROCID") or environ.get("JAX_PROCESS_ID") or 0)
+
+
+def is_writer() -> bool:
+    """Whether this process writes outputs: process 0 of a multi-process run, or the only one."""
+    return jax.process_index() == 0
+
+
+def place(tree: Any, sharding) -> Any:
+    """`tree` on `sharding`'s devices. Across processes, each leaf becomes one global array whose
+    shards every process fills from its own (identical) copy of the data."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+    import numpy as np
+
+    def global_array(leaf):
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree_util.tree_map(global_array, tree)
+
+
 def data_parallel_sharding(batch_size: int | None, num_train: int):
     """The sharding of a batch's first axis over a one-axis mesh ("data") of the default
-    platform's local devices (params go to each device whole: see `replicated`).
+    platform's devices, those of every process (params go to each device whole: see `replicated`).
 
     Raises:
       UserError: the batch (or, on the full batch, the training set) does not divide evenly.
@@ -76,14 +131,14 @@ def data_parallel_sharding(batch_size: int | None, num_train: int):
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     default = jax.config.jax_default_device
-    local = jax.local_devices(backend=None if default is None else default.platform)
+    every = jax.devices(None if default is None else default.platform)
     full_batch = batch_size is None or batch_size >= num_train
     size = num_train if full_batch else batch_size
-    if size % len(local):
+    if size % len(every):
         what = "the full batch (the training set)" if full_batch else "trainer.batch_size"
-        raise UserError(f"{what} of {size} samples does not divide over the {len(local)} devices of "
-                        f"trainer.data_parallel; set trainer.batch_size to a multiple of {len(local)}")
-    return NamedSharding(Mesh(local, ("data",)), PartitionSpec("data"))
+        raise UserError(f"{what} of {size} samples does not divide over the {len(every)} devices of "
+                        f"trainer.data_parallel; set trainer.batch_size to a multiple of {len(every)}")
+    return NamedSharding(Mesh(every, ("data",)), PartitionSpec("data"))
 
 
 def replicated(sharding):
@@ -101,5 +156,6 @@ def describe() -> dict[str, Any]:
         "platform": devices[0].platform,
         "device_kind": devices[0].device_kind,
         "device_count": len(devices),
+        "process_count": jax.process_count(),
         "jax_version": jax.__version__,
     }

@@ -8,6 +8,7 @@ nothing of Hydra, so tests and other programs can call it with a loaded config a
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import json
@@ -74,7 +75,7 @@ def layer_sizes(cfg: config.ModelConfig, data: Dataset) -> tuple[int, ...]:
         if given is not None and given != actual:
             raise UserError(f"model.{key} is {given} but data {data.name!r} has {actual}; "
                             f"set model.{key}=null to take it from the data")
-    return (data.input_size, *cfg.hidden, data.output_size)
+    return (data.input_size, *config.hidden_sizes(cfg), data.output_size)
 
 
 def loss_name(cfg: config.Config, data: Dataset) -> str:
@@ -126,12 +127,13 @@ def _initial_state(seed: jax.Array, hyperparams: dict[str, jax.Array], explicit:
 
 def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
     """Loads the data (scaled by `scaling`, else by one fitted on it) and fixes the static task."""
-    dtype = jnp.float64 if cfg.trainer.x64 else jnp.float32
+    dtype = jnp.float64 if cfg.trainer.precision == "float64" else jnp.float32
     data = load_dataset(cfg.data, config.data_seed(cfg), scaling)
     sizes = layer_sizes(cfg.model, data)
     mlp = model.MLP(sizes, cfg.model.activation, cfg.model.output_activation)
     t = cfg.trainer
-    shape = train.Task(mlp, loss_name(cfg, data), None, len(data.train), t.batch_size)
+    compute = "bfloat16" if t.precision == "bfloat16" else None
+    shape = train.Task(mlp, loss_name(cfg, data), None, len(data.train), t.batch_size, compute_dtype=compute)
     total_steps = t.steps if t.steps is not None else t.epochs * shape.steps_per_epoch
     sharding = devices.data_parallel_sharding(t.batch_size, len(data.train)) if t.data_parallel else None
     task = dataclasses.replace(shape, optimizer=config.optimizer_kind(cfg.optimizer, total_steps),
@@ -185,6 +187,10 @@ class RunOutputs:
         self.started = time.perf_counter()
         self.diverged_at: int | None = None
         self.initial_loss = math.nan
+        self.writes = devices.is_writer()  # of a multi-process run, process 0 alone writes
+        self.metrics: JsonlWriter | None = None
+        if not self.writes:
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "scaling.json").write_text(json.dumps(problem.data.scaling.as_dict()) + "\n")
         path = self.out_dir / "metrics.jsonl"
@@ -210,7 +216,8 @@ class RunOutputs:
             self.initial_loss = loss
         if not finite:
             self.diverged_at = step
-        self.metrics.write(record)
+        if self.metrics is not None:
+            self.metrics.write(record)
         if self.verbose:
             log.info(_describe(record))
 
@@ -218,32 +225,17 @@ class RunOutputs:
                signum: int | None = None) -> Outcome:
         """Writes ``params.npz`` and ``summary.json`` from the final params and every split's
         metrics; returns the run's `Outcome`. `signum`: the signal that interrupted training."""
-        self.metrics.close()
-        cfg, data, task = self.cfg, self.problem.data, self.problem.task
+        if self.metrics is not None:
+            self.metrics.close()
+        cfg, data = self.cfg, self.problem.data
         flat = {f"{split}_{k}": v for split, values in final.items() for k, v in values.items()}
         diverged = self.diverged_at is not None or not math.isfinite(flat["train_loss"])
         objective = math.inf if diverged or signum is not None else report.finite_or_inf(
             flat["val_loss" if data.val is not None else "train_loss"])
         steps = steps if self.diverged_at is None else self.diverged_at
-        checkpoint.save_params(self.out_dir / "params.npz", params)
         status = "diverged" if diverged else "interrupted" if signum is not None else "completed"
-        report.write_summary(self.out_dir / "summary.json", {
-            "status": status,
-            "steps": steps,
-            "epochs": round(steps / task.steps_per_epoch, 6),
-            "initial_loss": self.initial_loss,
-            **flat,
-            "objective": objective,
-            "lr": cfg.optimizer.lr,
-            "task": data.task,
-            "loss": task.loss,
-            "samples": {name: len(split) for name, split in data.splits().items()},
-            "classes": list(data.class_names),
-            "dtype": jnp.dtype(self.problem.dtype).name,
-            "wall_seconds": time.perf_counter() - self.started,
-            **devices.describe(),
-            "config": dataclasses.asdict(cfg),
-        })
+        if self.writes:
+            self._write_final(params, steps, status, flat, objective)
         if signum is not None and not diverged:
             name = signal.Signals(signum).name
             return Outcome(objective, status, f"{name} at step {steps}: checkpoint saved; continue with "
@@ -257,6 +249,31 @@ class RunOutputs:
             log.info("final loss %.6g, objective %.6g; %s; outputs in %s", flat["train_loss"], objective,
                      ", ".join(f"{k} {v:.6g}" for k, v in flat.items() if k != "train_loss"), self.out_dir)
         return Outcome(objective, "completed")
+
+
+    def _write_final(self, params: model.Params, steps: int, status: str, flat: dict[str, float],
+                     objective: float) -> None:
+        """``params.npz`` and ``summary.json``."""
+        cfg, data, task = self.cfg, self.problem.data, self.problem.task
+        checkpoint.save_params(self.out_dir / "params.npz", params)
+        report.write_summary(self.out_dir / "summary.json", {
+            "status": status,
+            "steps": steps,
+            "epochs": round(steps / task.steps_per_epoch, 6),
+            "initial_loss": self.initial_loss,
+            **flat,
+            "objective": objective,
+            "lr": cfg.optimizer.lr,
+            "task": data.task,
+            "loss": task.loss,
+            "samples": {name: len(split) for name, split in data.splits().items()},
+            "classes": list(data.class_names),
+            "dtype": jnp.dtype(self.problem.dtype).name,
+            "precision": cfg.trainer.precision,
+            "wall_seconds": time.perf_counter() - self.started,
+            **devices.describe(),
+            "config": dataclasses.asdict(cfg),
+        })
 
 
 def describe_run(problem: Problem, cfg: config.Config) -> str:
@@ -301,8 +318,9 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
       The `Outcome`; its objective is the final validation loss (the training loss when there is
       no validation split), or inf when training diverged.
     """
-    t = cfg.trainer
-    devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
+    t, d = cfg.trainer, cfg.distributed
+    devices.start_distributed(d.enabled, d.coordinator_address, d.num_processes, d.process_id)
+    devices.configure(x64=t.precision == "float64", compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     devices.select_platform(t.platform)
     problem = prepare(cfg)
     state, first_lr = initial_state(cfg, problem)
@@ -323,8 +341,8 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     batch_sharding = problem.task.batch_sharding
     if batch_sharding is not None:  # params replicated; the full batch split over the devices too
         everywhere = devices.replicated(batch_sharding)
-        state = jax.device_put(state, everywhere)
-        x, y = jax.device_put((x, y), batch_sharding if problem.task.full_batch else everywhere)
+        state = devices.place(state, everywhere)
+        x, y = devices.place((x, y), batch_sharding if problem.task.full_batch else everywhere)
     evaluate = make_evaluator(problem, {"train": (x, y)})
     eval_every = eval_interval(cfg, problem)
     outputs = RunOutputs(cfg, problem, out_dir, resume_step)
@@ -400,7 +418,7 @@ def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
     if not summary_path.is_file():
         raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
     cfg = config.from_saved(json.loads(summary_path.read_text())["config"])
-    devices.configure(x64=cfg.trainer.x64, compilation_cache=cfg.trainer.compilation_cache,
+    devices.configure(x64=cfg.trainer.precision == "float64", compilation_cache=cfg.trainer.compilation_cache,
                       cache_dir=cfg.trainer.cache_dir)
     devices.select_platform(cfg.trainer.platform)
     scaling = Scaling.from_dict(json.loads((run_dir / "scaling.json").read_text()))
@@ -463,6 +481,10 @@ def main() -> None:
     # Let composition errors reach us instead of Hydra's multi-line report, so they end as one line.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     config.register()
+    if devices.launch_rank(os.environ) > 0:
+        # One process of a multi-process run: process 0 writes the run folder, so this one keeps
+        # Hydra's .hydra/ files and log file out of it (and logs to its stdout).
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
     app = hydra.main(config_path=str(config.CONFIG_DIR), config_name="config", version_base="1.3")(_task)
     try:
         with hydra_mode.probe_skipped(sys.argv[1:], config.CONFIG_DIR):
@@ -473,11 +495,13 @@ def main() -> None:
 
 def exit_after(entry_point: Callable[[], Any]) -> NoReturn:
     """Runs a command-line `entry_point` and ends the process with its exit status, skipping the
-    interpreter's teardown.
+    interpreter's teardown of modules.
 
     Tearing down JAX's and Hydra's modules takes about 0.3 s, a fifth of a short run. Every output
-    file is closed (and every checkpoint finished) before `entry_point` returns; the log handlers
-    and standard streams are flushed here. Only for scripts: it never returns to its caller.
+    file is closed (and every checkpoint finished) before `entry_point` returns. What a normal exit
+    would still do is done here: threads are joined and their exit hooks run (a joblib launcher's
+    worker processes are stopped there), then the `atexit` functions; the log handlers and standard
+    streams are flushed. Only for scripts: it never returns to its caller.
     """
     try:
         entry_point()
@@ -488,6 +512,8 @@ def exit_after(entry_point: Callable[[], Any]) -> NoReturn:
         if status is not None:
             print(status, file=sys.stderr)
         status = 0 if status is None else 1
+    getattr(threading, "_shutdown", lambda: None)()  # what the interpreter's exit calls first
+    atexit._run_exitfuncs()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -85,7 +85,7 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     if t.checkpoint_every is not None or t.resume is not False:
         raise run.UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
                             "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
-    devices.configure(x64=t.x64, compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
+    devices.configure(x64=t.precision == "float64", compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
     devices.select_platform(t.platform)
     # Creating a file takes up to a millisecond on some file systems: threads start the runs'
     # folders while the group compiles, and write their final files side by side.

@@ -64,6 +64,8 @@ class Task:
       batch_size: samples per step; None (or at least `num_train`) trains on the full batch.
       batch_sharding: with data parallelism, how a batch is split over the devices (its first
         axis over the mesh); None on one device.
+      compute_dtype: the arithmetic's dtype when it differs from the params' ("bfloat16": the
+        forward and backward passes in bf16, params, optimizer state and loss in float32).
     """
 
     mlp: model.MLP
@@ -72,6 +74,7 @@ class Task:
     num_train: int = 0
     batch_size: int | None = None
     batch_sharding: jax.sharding.NamedSharding | None = None
+    compute_dtype: str | None = None
 
     @property
     def full_batch(self) -> bool:
@@ -83,12 +86,26 @@ class Task:
         return 1 if self.full_batch else math.ceil(self.num_train / self.batch_size)
 
 
-def objective(task: Task) -> Callable[..., jax.Array]:
-    """The training loss as a pure function ``(params, x (b, n_in), y, weights (b,) | None) -> ()``."""
-    loss = losses.loss_fn(task.loss)
+def network(task: Task) -> Callable[[model.Params, jax.Array], jax.Array]:
+    """The forward pass ``(params, x (b, n_in)) -> outputs (b, n_out)`` in the params' dtype,
+    computed in `task.compute_dtype` when it is set (its gradient reaches the params in theirs)."""
     apply = functools.partial(
         model.apply, activation=task.mlp.activation, output_activation=task.mlp.output_activation
     )
+    if task.compute_dtype is None:
+        return apply
+
+    def apply_in_compute_dtype(params: model.Params, x: jax.Array) -> jax.Array:
+        low = jax.tree_util.tree_map(lambda p: p.astype(task.compute_dtype), params)
+        return apply(low, x.astype(task.compute_dtype)).astype(x.dtype)
+
+    return apply_in_compute_dtype
+
+
+def objective(task: Task) -> Callable[..., jax.Array]:
+    """The training loss as a pure function ``(params, x (b, n_in), y, weights (b,) | None) -> ()``."""
+    loss = losses.loss_fn(task.loss)
+    apply = network(task)
 
     def loss_of_params(params: model.Params, x: jax.Array, y: jax.Array,
                        weights: jax.Array | None = None) -> jax.Array:
@@ -192,11 +209,11 @@ def make_evaluate(task: Task) -> Callable[..., dict[str, jax.Array]]:
     """
     loss = losses.loss_fn(task.loss)
     classify = task.loss in losses.CLASSIFICATION_LOSSES
+    apply = network(task)
 
     def evaluate(params: model.Params, x: jax.Array, y: jax.Array,
                  target_scale: jax.Array) -> dict[str, jax.Array]:
-        outputs = model.apply(params, x, activation=task.mlp.activation,
-                              output_activation=task.mlp.output_activation)
+        outputs = apply(params, x)
         metrics = {"loss": loss(outputs, y)}
         if classify:
             metrics["accuracy"] = losses.accuracy(outputs, y)

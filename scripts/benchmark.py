@@ -16,7 +16,10 @@ before it is timed); every figure is the best of `--repeats` timed runs.
 FLOPs: 6 x params x samples (a multiply-add is two FLOPs; forward one matmul, backward two).
 Beside the table it reports the jitted float32 matmul rate of this machine, the wall time of the
 default command against `import jax, optax, hydra`, the persistent compilation cache at work
-(a second identical run compiles nothing), and the peak resident memory of the 60000 x 784 run.
+(a second identical run compiles nothing), the peak resident memory of the 60000 x 784 run, and
+the MLP workload with `trainer.data_parallel=true` over four devices against one (a child process
+with four virtual CPU devices on a CPU machine). The workloads run on JAX's default platform: a
+GPU or TPU when JAX finds one.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_mlp import config, model, run, train
+from jax_mlp import config, devices, model, run, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,12 +81,14 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 class Setup:
     """One workload made concrete: data on the device, the task, fresh states on demand."""
 
-    def __init__(self, w: Workload) -> None:
+    def __init__(self, w: Workload, *extra: str) -> None:
         self.cfg = config.load(config.compose([*w.overrides, "optimizer=sgd", f"optimizer.lr={w.lr}",
-                                               "trainer.compilation_cache=false"]))
+                                               "trainer.compilation_cache=false", *extra]))
         self.problem = run.prepare(self.cfg)
         self.task = self.problem.task
         self.x, self.y = run.device_split(self.problem.data.train, self.problem)
+        if self.task.batch_sharding is not None:  # data parallel: as `run.execute` places them
+            self.x, self.y = devices.place((self.x, self.y), devices.replicated(self.task.batch_sharding))
         self.x_host = np.asarray(self.problem.data.train.x, np.float32)
         self.y_host = np.asarray(self.problem.data.train.y)
         self.w = w
@@ -91,7 +96,10 @@ class Setup:
         self.classify = self.task.loss == "softmax_cross_entropy"
 
     def state(self) -> train.TrainState:
-        return run.initial_state(self.cfg, self.problem)[0]
+        state = run.initial_state(self.cfg, self.problem)[0]
+        if self.task.batch_sharding is not None:
+            state = devices.place(state, devices.replicated(self.task.batch_sharding))
+        return state
 
     @property
     def samples_per_step(self) -> int:
@@ -273,6 +281,33 @@ def startup(tmp: Path, repeats: int) -> dict:
             "default_over_import": statistics.median(trains) / statistics.median(imports)}
 
 
+DATA_PARALLEL_DEVICES = 4
+
+
+def data_parallel(quick: bool) -> dict:
+    """The MLP workload's `fit` on one device against `trainer.data_parallel=true` over four
+    (virtual, when the machine has one CPU device) devices, measured in a child process that has
+    them. On a CPU the four devices share the same cores: the row shows the cost of the sharding,
+    not a speed-up."""
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={DATA_PARALLEL_DEVICES}"}
+    cmd = [sys.executable, __file__, "--data-parallel-child", *(["--quick"] if quick else [])]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def data_parallel_child(quick: bool, repeats: int) -> None:
+    w = workloads(quick)[1]
+    one = Setup(w)
+    many = Setup(w, "trainer.data_parallel=true")
+    samples = w.steps * one.samples_per_step
+    seconds = {"one_device": project_fit(one, repeats), "data_parallel": project_fit(many, repeats)}
+    print(json.dumps({"devices": len(jax.devices()), "platform": jax.devices()[0].platform,
+                      **{f"{k}_samples_per_s": samples / v for k, v in seconds.items()},
+                      "data_parallel_over_one": seconds["one_device"] / seconds["data_parallel"]}))
+
+
 def peak_memory(tmp: Path, w: Workload) -> float:
     """Peak resident MB of `scripts/train.py` on the 60000 x 784 workload, one epoch."""
     cmd = [sys.executable, "scripts/train.py", *w.overrides, "optimizer.lr=0.01",
@@ -286,8 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--skip", nargs="*", default=[], help="contenders to skip (sklearn, pytorch, ...)")
+    parser.add_argument("--data-parallel-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeats = 1 if args.quick else args.repeats
+    if args.data_parallel_child:
+        data_parallel_child(args.quick, repeats)
+        return 0
 
     contenders = {"jax_mlp fit": project_fit, "python loop + jit step": python_loop,
                   "hand-written lax.scan": handwritten_scan, "pytorch eager": pytorch_eager,
@@ -296,9 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     # pages it shares with its parent until it execs.
     with tempfile.TemporaryDirectory() as tmp:
         processes = {"startup": startup(Path(tmp), 3 if args.quick else 7),
-                     "peak_rss_mb_60000x784": peak_memory(Path(tmp), workloads(True)[1])}
+                     "peak_rss_mb_60000x784": peak_memory(Path(tmp), workloads(True)[1]),
+                     "data_parallel": data_parallel(args.quick)}
     peak = matmul_rate()
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+               "platform": f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})",
                "versions": {"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__,
                             "python": platform.python_version()},
                "matmul_gflops": peak, "workloads": {}, **processes}
@@ -329,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
           f"programs; an identical second run {st['warm_run_s']:.2f} s, entries now "
           f"{st['cache_entries_after_second']} (nothing new compiled)")
     print(f"peak resident memory, 60000 x 784 run (one epoch): {results['peak_rss_mb_60000x784']:.0f} MB")
+    dp = results["data_parallel"]
+    print(f"data parallel, MLP workload: {dp['devices']} {dp['platform']} devices "
+          f"{dp['data_parallel_samples_per_s']:,.0f} samples/s against one device "
+          f"{dp['one_device_samples_per_s']:,.0f} (ratio {dp['data_parallel_over_one']:.2f})")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
@@ -337,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(w: Workload, s: Setup, rows: dict, peak: float) -> None:
     unit = "steps/s" if s.batch is None else "samples/s"
     key = "steps_per_s" if s.batch is None else "samples_per_s"
-    print(f"\n{w.name}: {'-'.join(map(str, s.task.mlp.sizes))}, {w.steps} steps of "
+    print(f"\n{w.name} on {jax.devices()[0].platform}: {'-'.join(map(str, s.task.mlp.sizes))}, {w.steps} steps of "
           f"{s.samples_per_step} samples, SGD lr {w.lr}, float32")
     print(f"| contender | {unit} | GFLOP/s | vs jax_mlp |")
     print("|---|---|---|---|")

@@ -1,10 +1,11 @@
 """Sweeps side by side: ``python scripts/benchmark_sweep.py [--quick] [--json PATH]``.
 
 Runs the same sweep as whole commands with Hydra's basic sweeper and with ``hydra/sweeper=vmap``,
-and one job of it alone (after a first run that fills the compilation cache), and reports the wall times, their ratios, and how far the two sweepers'
-per-job results differ (final training loss and params). Workloads: the note's network, 16
-learning rates x 16 seeds, 2000 steps each (256 jobs); ``experiment=moons``, 8 learning rates x 8
-seeds (64 jobs). ``--quick`` takes 4 x 4 and 4 x 2 jobs.
+and one job of it alone (after a first run that fills the compilation cache), and reports the wall
+times, their ratios, and how far the two sweepers' per-job results differ (final training loss
+and params). Workloads: the note's network, 16 learning rates x 16 seeds, 2000 steps each (256
+jobs); ``experiment=moons``, 8 learning rates x 8 seeds (64 jobs). ``--quick`` takes 4 x 4 and
+4 x 2 jobs.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from jax_mlp import config
@@ -32,6 +34,21 @@ def test_groups_compose_into_their_schemas():
         "learning_rate": 0.01, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 1e-4}
 
 
+def test_width_and_depth_replace_hidden():
+    cfg = config.load(config.compose(["model=mlp", "model.width=8", "model.depth=3"]))
+    assert config.hidden_sizes(cfg.model) == (8, 8, 8)
+    assert config.hidden_sizes(config.load(config.compose(["model=mlp", "model.width=8", "model.depth=0"])).model) == ()
+    assert config.hidden_sizes(config.load(config.compose(["model=mlp"])).model) == (32, 32)
+
+
+def test_a_config_saved_with_x64_loads_as_float64_precision():
+    saved = config.load(config.compose([]))
+    values = dataclasses.asdict(saved)
+    values["trainer"].pop("precision")
+    values["trainer"]["x64"] = True
+    assert config.from_saved(values).trainer.precision == "float64"
+
+
 def test_momentum_preset():
     cfg = _load("optimizer=momentum")
     assert (cfg.optimizer.name, cfg.optimizer.momentum, cfg.optimizer.nesterov) == ("sgd", 0.9, True)
@@ -43,9 +60,9 @@ def test_momentum_preset():
     (["optimizer.lr=inf"], "optimizer.lr must be a positive finite number, got inf"),
     (["model.hidden=[0]"], "model.hidden must be a list of positive widths, got [0]"),
     (["model.hidden=[a]"], "model.hidden[0] must be an integer, got 'a'"),
-    (["foo=1"], "unknown config key 'foo'; allowed here: data, model, optimizer, seed, trainer"),
-    (["+foo=1"], "unknown config key 'foo'; allowed here: data, model, optimizer, seed, trainer"),
-    (["+model.depth=3"], "unknown config key 'model.depth'; allowed here: activation, hidden, init, "
+    (["foo=1"], "unknown config key 'foo'; allowed here: data, distributed, model, optimizer, seed, trainer"),
+    (["+foo=1"], "unknown config key 'foo'; allowed here: data, distributed, model, optimizer, seed, trainer"),
+    (["+model.layers=3"], "unknown config key 'model.layers'; allowed here: activation, depth, hidden, init, "
                          "init_scale, input_size, output_activation, output_size, weights"),
     (["optimizer.b1=0.5"], "unknown config key 'optimizer.b1'; allowed here: final_lr_fraction, lr, "
                            "momentum, name, nesterov, schedule, warmup_steps"),
@@ -61,7 +78,10 @@ def test_momentum_preset():
     (["trainer.steps=0"], "trainer.steps must be null or a positive integer, got 0"),
     (["trainer.log_every=-5"], "trainer.log_every must be a positive integer, got -5"),
     (["trainer.loss=l1"], "trainer.loss must be one of auto, cross_entropy, huber, mae, mse, got 'l1'"),
-    (["trainer.x64=maybe"], "trainer.x64: Value 'maybe' is not a valid bool"),
+    (["trainer.x64=true"], "unknown config key 'trainer.x64'"),
+    (["trainer.precision=float16"], "trainer.precision must be one of bfloat16, float32, float64, got 'float16'"),
+    (["model=mlp", "model.width=8"], "model.width and model.depth must be both null or both set, got [8, None]"),
+    (["model=mlp", "model.width=0", "model.depth=2"], "model.width must be a positive integer, got 0"),
     (["trainer.platform=quantum"], "trainer.platform must be one of auto, cpu, gpu, tpu, got 'quantum'"),
     (["seed=-1"], "seed must be an integer in [0, 2**32), got -1"),
     (["seed=1.5"], "seed must be an integer, got '1.5'"),

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from conftest import ROOT
+
+from jax_mlp import config, devices, run
 
 pytestmark = pytest.mark.slow
 
@@ -45,3 +48,48 @@ def test_a_batch_that_does_not_divide_over_the_devices_is_refused(tmp_path, cach
     result = _train(tmp_path, cache_home, *overrides, "trainer.data_parallel=true")
     assert result.returncode == 2
     assert result.stderr.startswith("jax_mlp: error: " + expected) and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("enabled", "environ", "expected"), [
+    ("auto", {}, False),
+    ("auto", {"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}, False),
+    ("auto", {"SLURM_NTASKS": "4"}, True),
+    ("auto", {"JAX_COORDINATOR_ADDRESS": "node0:1234"}, True),
+    (False, {"SLURM_NTASKS": "4"}, False),
+    (True, {}, True),
+])
+def test_the_multi_process_runtime_starts_when_a_cluster_asks(enabled, environ, expected):
+    assert devices.distributed_wanted(enabled, environ) is expected
+
+
+def test_the_launch_rank_comes_from_slurm_or_jax():
+    assert devices.launch_rank({}) == 0
+    assert devices.launch_rank({"SLURM_PROCID": "3", "JAX_PROCESS_ID": "1"}) == 3
+    assert devices.launch_rank({"JAX_PROCESS_ID": "2"}) == 2
+
+
+def test_only_process_zero_writes_the_run_folder(tmp_path, monkeypatch):
+    cfg = config.load(config.compose(["trainer.compilation_cache=false", "trainer.steps=20"]))
+    monkeypatch.setattr(jax, "process_index", lambda *args, **kwargs: 1)
+    outcome = run.execute(cfg, tmp_path / "rank1")
+    assert outcome.status == "completed" and outcome.objective < 15
+    assert not (tmp_path / "rank1").exists()
+    monkeypatch.undo()
+    run.execute(cfg, tmp_path / "rank0")
+    assert {p.name for p in (tmp_path / "rank0").iterdir()} == {"scaling.json", "metrics.jsonl", "params.npz",
+                                                              "summary.json"}
+
+
+def test_a_second_process_keeps_hydras_files_out_of_the_run_folder(run_script, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    result = run_script("train.py", f"hydra.run.dir={tmp_path}", "trainer.steps=10")
+    assert result.returncode == 0, result.stderr
+    assert "step 10 loss" in result.stdout  # its log goes to its stdout
+    assert not (tmp_path / ".hydra").exists() and not (tmp_path / "train.log").exists()
+
+
+def test_asking_for_the_multi_process_runtime_without_a_cluster_is_one_line(train_cli):
+    result, _ = train_cli("distributed.enabled=true")
+    assert result.returncode == 2
+    assert result.stderr.startswith("jax_mlp: error: distributed.enabled=True: jax.distributed.initialize() failed")
+    assert result.stderr.count("\n") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -151,10 +152,30 @@ def test_a_different_seed_gives_different_initial_params():
 
 
 def test_float64_run(tmp_path):
-    outcome, out = _execute(tmp_path, "trainer.x64=true", "trainer.steps=1")
+    outcome, out = _execute(tmp_path, "trainer.precision=float64", "trainer.steps=1")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dtype"] == "float64"
     assert load_params(out / "params.npz")[2]["b"][0] == pytest.approx(0.233287, abs=1e-6)
+
+
+def test_bfloat16_computes_in_bf16_with_float32_params_and_state(tmp_path):
+    overrides = ["experiment=sine", "trainer.steps=300", "trainer.precision=bfloat16"]
+    cfg = config.load(config.compose(["trainer.compilation_cache=false", *overrides]))
+    problem = run.prepare(cfg)
+    state, _ = run.initial_state(cfg, problem)
+    x, y = run.device_split(problem.data.train, problem)
+    step = str(jax.make_jaxpr(train.make_train_step(problem.task))(state, x[:8], y[:8]))
+    assert len(re.findall(r"bf16\[8,\d+\] = dot_general", step)) >= 2  # forward matmuls in bf16
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves((state.params, state.opt_state))
+            if jnp.issubdtype(leaf.dtype, jnp.floating)} == {jnp.dtype(jnp.float32)}
+    outcome, out = _execute(tmp_path / "bf16", *overrides)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["precision"] == "bfloat16" and summary["dtype"] == "float32"
+    assert load_params(out / "params.npz")[0]["w"].dtype == np.float32
+    _, reference = _execute(tmp_path / "f32", *overrides[:-1])
+    f32 = json.loads((reference / "summary.json").read_text())
+    assert summary["train_loss"] != f32["train_loss"]
+    assert summary["train_loss"] == pytest.approx(f32["train_loss"], rel=0.25)
 
 
 def test_divergence_is_reported_with_an_infinite_objective(tmp_path):

@@ -255,7 +255,8 @@ class VmapSweeper(Sweeper):
             values = [o for o in overrides if self._is_value(o)]
             shape = tuple(o.key_or_group if self._is_value(o) else o.input_line for o in overrides)
             template = templates.get(shape)
-            full = template.full if template else loader.load_sweep_config(self.config, [o.input_line for o in overrides])
+            lines = [o.input_line for o in overrides]
+            full = template.full if template else loader.load_sweep_config(self.config, lines)
             with read_write(full), open_dict(full):
                 ConfigLoaderImpl._apply_overrides_to_config(values, full)
             job = self._job_fields(full.hydra, [o for o in overrides if not o.is_hydra_override()], num)

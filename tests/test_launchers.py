@@ -1,0 +1,55 @@
+"""Where a sweep's jobs run and how they are chosen: Hydra's joblib and submitit launchers
+(``launcher=``) and the Optuna sweeper (``hparams_search=optuna``), end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+JOB_FILES = {".hydra", "metrics.jsonl", "summary.json", "params.npz", "scaling.json", "train.log"}
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_a_two_job_sweep_runs_through_the_launcher(run_script, tmp_path, launcher):
+    result = run_script("train.py", "-m", f"launcher={launcher}", f"hydra.sweep.dir={tmp_path}",
+                        "optimizer.lr=0.05,0.1", "trainer.steps=50")
+    assert result.returncode == 0, result.stderr
+    for job, lr in (("0", 0.05), ("1", 0.1)):
+        assert JOB_FILES <= {p.name for p in (tmp_path / job).iterdir()}
+        summary = json.loads((tmp_path / job / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["lr"] == lr and summary["steps"] == 50
+    hydra = yaml.safe_load((tmp_path / "0" / ".hydra" / "hydra.yaml").read_text())["hydra"]
+    assert hydra["launcher"]["_target_"].split(".")[-1] == {"joblib": "JoblibLauncher",
+                                                           "submitit_local": "LocalLauncher"}[launcher]
+    if launcher == "joblib":
+        assert hydra["job"]["env_set"]["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    else:
+        assert (tmp_path / ".submitit").is_dir()
+    rows = list(csv.DictReader((tmp_path / "sweep_summary.csv").open()))
+    assert [r["job"] for r in rows] == ["1", "0"]  # lr 0.1 ends lower after 50 steps
+
+
+def test_an_optuna_search_records_its_best_trial(run_script, tmp_path):
+    result = run_script("train.py", "-m", "hparams_search=optuna", "experiment=moons", f"hydra.sweep.dir={tmp_path}",
+                        "hydra.sweeper.n_trials=6", "trainer.epochs=3")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "optuna.db").is_file()
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    rows = list(csv.DictReader((tmp_path / "sweep_summary.csv").open()))
+    assert len(rows) == 6 and {r["status"] for r in rows} <= {"completed", "diverged"}
+    assert float(rows[0]["objective"]) == pytest.approx(best["best_value"], rel=1e-5)  # the table has 6 digits
+    winner = json.loads((tmp_path / rows[0]["job"] / "summary.json").read_text())["config"]
+    assert winner["optimizer"]["lr"] == pytest.approx(best["best_params"]["optimizer.lr"])
+    assert [winner["model"]["width"], winner["model"]["depth"]] == \
+        [best["best_params"]["model.width"], best["best_params"]["model.depth"]]
+    # The sampler is seeded: the same search asks for the same first trial.
+    again = run_script("train.py", "-m", "hparams_search=optuna", "experiment=moons",
+                       f"hydra.sweep.dir={tmp_path / 'again'}", "hydra.sweeper.n_trials=1", "trainer.epochs=3")
+    assert again.returncode == 0, again.stderr
+    first = (tmp_path / "0" / ".hydra" / "overrides.yaml").read_text()
+    assert (tmp_path / "again" / "0" / ".hydra" / "overrides.yaml").read_text() == first
