@@ -115,6 +115,8 @@ def place(tree: Any, sharding) -> Any:
     import numpy as np
 
     def global_array(leaf):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # keys travel as their data
+            return jax.random.wrap_key_data(global_array(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
         host = np.asarray(leaf)
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 

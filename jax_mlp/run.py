@@ -147,16 +147,19 @@ def device_split(split: Split, problem: Problem) -> tuple[jax.Array, jax.Array]:
     return jax.device_put((np.asarray(split.x, problem.dtype), np.asarray(split.y, y_dtype)))
 
 
-def make_evaluator(problem: Problem, arrays: dict[str, tuple[jax.Array, jax.Array]] | None = None):
+def make_evaluator(problem: Problem, arrays: dict[str, tuple[jax.Array, jax.Array]] | None = None,
+                   sharding: jax.sharding.Sharding | None = None):
     """``evaluate(params, split_name) -> {metric: float}`` over the whole split.
 
-    `arrays` holds splits already on the device (by name); the others are put there here.
+    `arrays` holds splits already on the device (by name); the others are put there here, on
+    `sharding` when given (the params' placement in a data-parallel run).
     """
     evaluate = train.compiled(problem.task).evaluate
     scaling = problem.data.scaling
     target_std = np.ones(problem.data.output_size) if scaling.y_std is None else scaling.y_std
-    scale = jax.device_put(np.asarray(target_std, problem.dtype))
-    arrays = {name: (arrays or {}).get(name) or device_split(split, problem)
+    place = jax.device_put if sharding is None else functools.partial(devices.place, sharding=sharding)
+    scale = place(np.asarray(target_std, problem.dtype))
+    arrays = {name: (arrays or {}).get(name) or place(device_split(split, problem))
               for name, split in problem.data.splits().items()}
 
     def evaluate_split(params: model.Params, name: str) -> dict[str, float]:
@@ -339,11 +342,11 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
             checkpointer = checkpoint.Checkpointer(Path(out_dir) / "checkpoints", t.keep_checkpoints)
     x, y = device_split(problem.data.train, problem)
     batch_sharding = problem.task.batch_sharding
+    everywhere = None if batch_sharding is None else devices.replicated(batch_sharding)
     if batch_sharding is not None:  # params replicated; the full batch split over the devices too
-        everywhere = devices.replicated(batch_sharding)
         state = devices.place(state, everywhere)
         x, y = devices.place((x, y), batch_sharding if problem.task.full_batch else everywhere)
-    evaluate = make_evaluator(problem, {"train": (x, y)})
+    evaluate = make_evaluator(problem, {"train": (x, y)}, everywhere)
     eval_every = eval_interval(cfg, problem)
     outputs = RunOutputs(cfg, problem, out_dir, resume_step)
     log.info(describe_run(problem, cfg))

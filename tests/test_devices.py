@@ -93,3 +93,40 @@ def test_asking_for_the_multi_process_runtime_without_a_cluster_is_one_line(trai
     assert result.returncode == 2
     assert result.stderr.startswith("jax_mlp: error: distributed.enabled=True: jax.distributed.initialize() failed")
     assert result.stderr.count("\n") == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_as_one_data_parallel_run(tmp_path, cache_home):
+    # Two JAX processes on this machine, one CPU device each, joined by jax.distributed (gloo):
+    # the same params as one process with two devices, and only process 0 writes.
+    common = ["experiment=moons", "trainer.epochs=2", "trainer.data_parallel=true", "trainer.compilation_cache=false"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    port = _free_port()
+    multi = [subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *common, f"hydra.run.dir={tmp_path / 'multi'}",
+         "distributed.enabled=true", f"distributed.coordinator_address=127.0.0.1:{port}",
+         "distributed.num_processes=2", f"distributed.process_id={rank}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**env, "JAX_PROCESS_ID": str(rank)})
+        for rank in (0, 1)]
+    outputs = [p.communicate(timeout=300) for p in multi]
+    assert [p.returncode for p in multi] == [0, 0], outputs
+    single = _train(tmp_path / "single", cache_home, *common)  # one process, four devices
+    assert single.returncode == 0, single.stderr
+    summary = json.loads((tmp_path / "multi" / "summary.json").read_text())
+    assert summary["process_count"] == 2 and summary["device_count"] == 2
+    reference = json.loads((tmp_path / "single" / "summary.json").read_text())
+    assert summary["val_loss"] == pytest.approx(reference["val_loss"], rel=1e-4)
+    with np.load(tmp_path / "multi" / "params.npz") as a, np.load(tmp_path / "single" / "params.npz") as b:
+        for key in b.files:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6)
+    assert " epoch 2 loss " in outputs[1][0]  # process 1 logs to its stdout, writes nothing
+    assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == [
+        ".hydra", "metrics.jsonl", "params.npz", "scaling.json", "summary.json", "train.log"]
