@@ -253,7 +253,6 @@ class RunOutputs:
                      ", ".join(f"{k} {v:.6g}" for k, v in flat.items() if k != "train_loss"), self.out_dir)
         return Outcome(objective, "completed")
 
-
     def _write_final(self, params: model.Params, steps: int, status: str, flat: dict[str, float],
                      objective: float) -> None:
         """``params.npz`` and ``summary.json``."""
