@@ -189,6 +189,7 @@ class TrainerConfig:
     checkpoint_every: Optional[int] = None  # steps between Orbax checkpoints (and one at the end); null: none
     keep_checkpoints: int = 3
     resume: Any = False  # true: continue the run in hydra.run.dir; or a checkpoints folder to start from
+    progress: bool = True  # a progress bar on stderr when it is a terminal (never in a multirun)
     compilation_cache: bool = True  # JAX's persistent compilation cache
     cache_dir: Optional[str] = None  # null: $XDG_CACHE_HOME/jax_mlp/xla (or ~/.cache/...)
 

@@ -1,11 +1,13 @@
-"""Metric writers: one JSON object a logged step in ``metrics.jsonl``."""
+"""What a run shows and leaves as it goes: one JSON object a logged step in ``metrics.jsonl``,
+and a progress bar on a terminal."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 class JsonlWriter:
@@ -32,3 +34,44 @@ class JsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def progress_wanted(enabled: bool, stream: TextIO, multirun: bool) -> bool:
+    """Whether a run shows a progress bar on `stream`: when `enabled` (``trainer.progress``), the
+    stream is a terminal, and the run is not a job of a multirun."""
+    return enabled and not multirun and stream.isatty()
+
+
+class Progress:
+    """A tqdm bar over a run's steps: epoch, loss, learning rate, samples/s and the time left.
+
+    It moves at log points only, with values already fetched for the log, so it never waits on
+    the device.
+    """
+
+    def __init__(self, stream: TextIO, total: int, done: int, samples_per_step: int,
+                 steps_per_epoch: int | None) -> None:
+        """A bar on `stream` for a run of `total` steps, `done` of them already (a resume)."""
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="step", file=stream, dynamic_ncols=True,
+                        smoothing=0.3)
+        self.samples_per_step, self.steps_per_epoch = samples_per_step, steps_per_epoch
+        self.last = (time.perf_counter(), done)
+
+    def update(self, step: int, loss: float, lr: float) -> None:
+        """Moves the bar to `step`, showing the loss and learning rate logged there."""
+        now = time.perf_counter()
+        then, before = self.last
+        rate = (step - before) * self.samples_per_step / max(now - then, 1e-9)
+        self.last = (now, step)
+        shown = {"loss": f"{loss:.4g}", "lr": f"{lr:.3g}"}
+        if step > before:
+            shown["samples/s"] = f"{rate:,.0f}"
+        if self.steps_per_epoch is not None:
+            shown = {"epoch": f"{step / self.steps_per_epoch:.2f}", **shown}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -28,6 +28,19 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
                             for k, v in summary.items()})
 
 
+def metrics_table(final: dict[str, dict[str, float]]) -> str:
+    """A run's final metrics as an aligned text table: a row a split, a column a metric.
+
+    ``{"train": {"loss": 0.1, "accuracy": 0.9}, "val": {...}}`` ->
+    ``split  loss  accuracy`` / ``train  0.1   0.9`` / ...
+    """
+    names = list(dict.fromkeys(name for values in final.values() for name in values))
+    rows = [["split", *names]] + [[split, *(f"{values[n]:.6g}" if n in values else "" for n in names)]
+                                  for split, values in final.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
 SUMMARY_COLUMNS = ("job", "overrides", "status", "objective")
 
 

@@ -9,6 +9,7 @@ nothing of Hydra, so tests and other programs can call it with a loaded config a
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import functools
 import json
@@ -17,25 +18,26 @@ import math
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from jax_mlp import checkpoint, config, devices, files, hydra_mode, model, optim, report, train
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
-from jax_mlp.logging import JsonlWriter
+from jax_mlp.logging import JsonlWriter, Progress, progress_wanted
 
 log = logging.getLogger("jax_mlp")
 
@@ -249,6 +251,7 @@ class RunOutputs:
                 f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
                 f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"), EXIT_DIVERGED)
         if self.verbose:
+            log.info("final metrics:\n%s", textwrap.indent(report.metrics_table(final), "  "))
             log.info("final loss %.6g, objective %.6g; %s; outputs in %s", flat["train_loss"], objective,
                      ", ".join(f"{k} {v:.6g}" for k, v in flat.items() if k != "train_loss"), self.out_dir)
         return Outcome(objective, "completed")
@@ -310,8 +313,9 @@ def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: tra
     log.info("checkpoint at step %d", step)
 
 
-def execute(cfg: config.Config, out_dir: Path) -> Outcome:
-    """Trains the run `cfg` describes and writes its outputs into `out_dir` (see `RunOutputs`).
+def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -> Outcome:
+    """Trains the run `cfg` describes and writes its outputs into `out_dir` (see `RunOutputs`),
+    showing a progress bar on `progress` when given.
 
     With ``trainer.checkpoint_every`` it saves Orbax checkpoints on the way and at the end; with
     ``trainer.resume`` it first restores the newest readable one and trains the remaining steps.
@@ -350,16 +354,23 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     outputs = RunOutputs(cfg, problem, out_dir, resume_step)
     log.info(describe_run(problem, cfg))
 
+    task = problem.task
+    bar = None if progress is None else Progress(
+        progress, problem.total_steps, int(state.step), task.num_train if task.full_batch else task.batch_size,
+        None if task.full_batch else task.steps_per_epoch)
+
     def on_log(step: int, point: train.LogPoint, state: train.TrainState) -> None:
         evaluations = {name: evaluate(state.params, name) for name in due_splits(problem, step, eval_every)}
         outputs.record(step, train.shortest_float(point.loss), train.shortest_float(point.lr),
                        bool(point.finite), evaluations)
+        if bar is not None:
+            bar.update(step, float(point.loss), float(point.lr))
 
     if resume_step is None:
         initial = evaluate(state.params, "train")
         on_log(0, train.LogPoint(np.asarray(initial["loss"]), first_lr, np.asarray(True)), state)
     try:
-        with Interrupts() as interrupts:
+        with Interrupts() as interrupts, _logs_beside(bar):
             result = train.fit(state, x, y, problem.task, steps=problem.total_steps - int(state.step),
                                log_every=t.log_every, eval_every=eval_every, steps_per_call=t.steps_per_call,
                                on_log=on_log, checkpoint_every=t.checkpoint_every,
@@ -373,9 +384,21 @@ def execute(cfg: config.Config, out_dir: Path) -> Outcome:
     finally:
         if checkpointer is not None:
             checkpointer.close()
+        if bar is not None:
+            bar.close()
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     return outputs.finish(result.state.params, int(result.state.step), final,
                           interrupts.signum if result.stopped else None)
+
+
+def _logs_beside(bar: Progress | None):
+    """A context in which log lines print above the progress bar (when there is one) instead of
+    breaking it."""
+    if bar is None:
+        return contextlib.nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
 
 
 class Interrupts:
@@ -442,11 +465,17 @@ def run(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
-    outcome = execute(config.load(cfg), Path(hydra_cfg.runtime.output_dir))
+    checked = config.load(cfg)
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    log.info("config:\n%s", textwrap.indent(OmegaConf.to_yaml(cfg, resolve=True).rstrip(), "  "))
+    log.info("outputs in %s", out_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    shown = sys.stderr if progress_wanted(checked.trainer.progress, sys.stderr, multirun) else None
+    outcome = execute(checked, out_dir, progress=shown)
     if outcome.message:
         print(f"jax_mlp: {outcome.message}", file=sys.stderr)
     # A diverged job of a sweep ends normally (objective inf) so the sweep goes on; a signal ends all.
-    if outcome.status == "interrupted" or (outcome.status == "diverged" and hydra_cfg.mode != RunMode.MULTIRUN):
+    if outcome.status == "interrupted" or (outcome.status == "diverged" and not multirun):
         sys.exit(outcome.exit_code)
     return outcome.objective
 
