@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -195,6 +195,15 @@ class TrainerConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """The metric writers: one is on when its node is present (``logger=[jsonl,csv]``)."""
+
+    jsonl: Optional[Dict[str, Any]] = None  # metrics.jsonl (the default; resumes read it)
+    csv: Optional[Dict[str, Any]] = None  # metrics.csv
+    tensorboard: Optional[Dict[str, Any]] = None  # tensorboard/ event files, with the hparams view
+
+
+@dataclass
 class DistributedConfig:
     """JAX's multi-process runtime (`jax.distributed.initialize`), for runs over several hosts."""
 
@@ -210,6 +219,7 @@ class Config:
     data: DataConfig = MISSING
     optimizer: OptimizerConfig = MISSING
     trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     seed: int = 0
 

@@ -1,13 +1,72 @@
-"""What a run shows and leaves as it goes: one JSON object a logged step in ``metrics.jsonl``,
+"""What a run shows and leaves as it goes: its metric writers (``logger=[jsonl,csv,tensorboard]``)
 and a progress bar on a terminal."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+
+class CsvWriter:
+    """``metrics.csv``: a row a log point, a column a metric (empty where a metric was not
+    computed at that point), the columns fixed when the file is started."""
+
+    def __init__(self, path: Path, columns: Sequence[str], resume_step: int | None = None) -> None:
+        """Starts `path` with a header row, or, resuming, keeps its rows up to `resume_step`."""
+        self.path, self.columns = Path(path), list(columns)
+        kept = []
+        if resume_step is not None and self.path.is_file():
+            rows = list(csv.reader(io.StringIO(self.path.read_text())))
+            kept = [row for row in rows[1:] if row and int(row[0]) <= resume_step] if rows[:1] == [self.columns] else []
+        self.file = self.path.open("w", newline="", buffering=1)
+        self.writer = csv.writer(self.file)
+        self.writer.writerows([self.columns, *kept])
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.writer.writerow([record.get(column, "") for column in self.columns])
+
+    def close(self, final: dict[str, Any] | None = None) -> None:
+        self.file.close()
+
+
+class TensorboardWriter:
+    """TensorBoard event files in a folder (through tensorboardX): every metric of a log point as
+    a scalar (``train/loss``, ``val/accuracy``, ``lr``, ...), and at the end the run's
+    hyperparameters with its final metrics in TensorBoard's hparams view."""
+
+    def __init__(self, folder: Path, hparams: dict[str, Any], resume_step: int | None = None) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.hparams = hparams
+        self.writer = SummaryWriter(str(folder), purge_step=None if resume_step is None else resume_step + 1)
+
+    @staticmethod
+    def tag(key: str) -> str:
+        """``loss`` -> ``train/loss``, ``val_loss`` -> ``val/loss``; others as they are."""
+        split, _, name = key.partition("_")
+        if split in ("val", "test", "train") and name:
+            return f"{split}/{name}"
+        return "train/loss" if key == "loss" else key
+
+    def write(self, record: dict[str, Any]) -> None:
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                self.writer.add_scalar(self.tag(key), value, record["step"])
+
+    def close(self, final: dict[str, Any] | None = None) -> None:
+        """Writes the hparams view (with the finite numbers of `final`) and closes the files."""
+        if final is not None:
+            metrics = {f"hparam/{k}": float(v) for k, v in final.items()
+                       if isinstance(v, (int, float)) and math.isfinite(v)}
+            self.writer.add_hparams(self.hparams, metrics, name=".")
+        self.writer.close()
 
 
 class JsonlWriter:
@@ -26,7 +85,7 @@ class JsonlWriter:
     def write(self, record: dict[str, Any]) -> None:
         os.write(self._fd, (json.dumps(record, allow_nan=True) + "\n").encode())
 
-    def close(self) -> None:
+    def close(self, final: dict[str, Any] | None = None) -> None:
         os.close(self._fd)
 
     def __enter__(self) -> JsonlWriter:

@@ -37,7 +37,7 @@ from jax_mlp import checkpoint, config, devices, files, hydra_mode, model, optim
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
-from jax_mlp.logging import JsonlWriter, Progress, progress_wanted
+from jax_mlp.logging import CsvWriter, JsonlWriter, Progress, TensorboardWriter, progress_wanted
 
 log = logging.getLogger("jax_mlp")
 
@@ -193,11 +193,21 @@ class RunOutputs:
         self.diverged_at: int | None = None
         self.initial_loss = math.nan
         self.writes = devices.is_writer()  # of a multi-process run, process 0 alone writes
-        self.metrics: JsonlWriter | None = None
+        self.writers: list[Any] = []
         if not self.writes:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "scaling.json").write_text(json.dumps(problem.data.scaling.as_dict()) + "\n")
+        loggers = cfg.logger
+        if loggers.jsonl is not None:
+            self.writers.append(self._jsonl(resume_step))
+        if loggers.csv is not None:
+            self.writers.append(CsvWriter(self.out_dir / "metrics.csv", metric_columns(problem), resume_step))
+        if loggers.tensorboard is not None:
+            self.writers.append(TensorboardWriter(self.out_dir / "tensorboard", hparams(cfg), resume_step))
+
+    def _jsonl(self, resume_step: int | None) -> JsonlWriter:
+        """``metrics.jsonl``, resuming: its lines up to `resume_step` kept, the initial loss read."""
         path = self.out_dir / "metrics.jsonl"
         if resume_step is not None and path.is_file():
             kept = [line for line in path.read_text().splitlines(keepends=True)
@@ -205,7 +215,7 @@ class RunOutputs:
             first = json.loads(kept[0]) if kept else {}
             self.initial_loss = first.get("loss", math.nan) if first.get("step") == 0 else math.nan
             files.write_atomic(path, "".join(kept).encode())
-        self.metrics = JsonlWriter(path, truncate=resume_step is None)
+        return JsonlWriter(path, truncate=resume_step is None)
 
     def record(self, step: int, loss: float, lr: float, finite: bool,
                evaluations: dict[str, dict[str, float]]) -> None:
@@ -221,8 +231,8 @@ class RunOutputs:
             self.initial_loss = loss
         if not finite:
             self.diverged_at = step
-        if self.metrics is not None:
-            self.metrics.write(record)
+        for writer in self.writers:
+            writer.write(record)
         if self.verbose:
             log.info(_describe(record))
 
@@ -230,13 +240,13 @@ class RunOutputs:
                signum: int | None = None) -> Outcome:
         """Writes ``params.npz`` and ``summary.json`` from the final params and every split's
         metrics; returns the run's `Outcome`. `signum`: the signal that interrupted training."""
-        if self.metrics is not None:
-            self.metrics.close()
         cfg, data = self.cfg, self.problem.data
         flat = {f"{split}_{k}": v for split, values in final.items() for k, v in values.items()}
         diverged = self.diverged_at is not None or not math.isfinite(flat["train_loss"])
         objective = math.inf if diverged or signum is not None else report.finite_or_inf(
             flat["val_loss" if data.val is not None else "train_loss"])
+        for writer in self.writers:
+            writer.close({**flat, "objective": objective})
         steps = steps if self.diverged_at is None else self.diverged_at
         status = "diverged" if diverged else "interrupted" if signum is not None else "completed"
         if self.writes:
@@ -279,6 +289,28 @@ class RunOutputs:
             **devices.describe(),
             "config": dataclasses.asdict(cfg),
         })
+
+
+def metric_columns(problem: Problem) -> list[str]:
+    """The columns of a run's metrics table: step (and epoch), loss, lr, then each evaluated
+    split's metrics."""
+    data, task = problem.data, problem.task
+    names = ("loss", "accuracy") if data.task == CLASSIFICATION else ("loss", "rmse", "mae", "r2")
+    splits = [split for split in ("val", "test") if getattr(data, split) is not None]
+    return ["step", *(["epoch"] if not task.full_batch else []), "loss", "lr",
+            *(f"{split}_{name}" for split in splits for name in names)]
+
+
+def hparams(cfg: config.Config) -> dict[str, bool | int | float | str]:
+    """The config's model, data, optimizer and trainer values and the seed, flat (``optimizer.lr``),
+    lists and nulls as text: what TensorBoard's hparams view compares runs by."""
+    values = dataclasses.asdict(cfg)
+    flat = {"seed": values["seed"]}
+    for group in ("model", "data", "optimizer", "trainer"):
+        for key, value in values[group].items():
+            if key != "weights":
+                flat[f"{group}.{key}"] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+    return flat
 
 
 def describe_run(problem: Problem, cfg: config.Config) -> str:

@@ -63,7 +63,7 @@ def test_an_mlp_from_the_command_line_trains(train_cli):
     (["optimizer.lr=-1"], "optimizer.lr must be a positive finite number"),
     (["optimizer.lr=abc"], "optimizer.lr must be a number, got 'abc'"),
     (["model.hidden=[0]"], "model.hidden must be a list of positive widths"),
-    (["foo=1"], "unknown config key 'foo'; allowed here: data, distributed, model, optimizer, seed, trainer"),
+    (["foo=1"], "unknown config key 'foo'; allowed here: data, distributed, logger, model, optimizer, seed, trainer"),
     (["model.activation=swish"], "model.activation must be one of elu, gelu"),
     (["model=resnet"], "model=resnet is not a config option; choose one of mlp, seed_note"),
     (["data=csv", "data.path=/no/such.csv", "data.target=y"], "data.path: no file at /no/such.csv"),

@@ -60,8 +60,8 @@ def test_momentum_preset():
     (["optimizer.lr=inf"], "optimizer.lr must be a positive finite number, got inf"),
     (["model.hidden=[0]"], "model.hidden must be a list of positive widths, got [0]"),
     (["model.hidden=[a]"], "model.hidden[0] must be an integer, got 'a'"),
-    (["foo=1"], "unknown config key 'foo'; allowed here: data, distributed, model, optimizer, seed, trainer"),
-    (["+foo=1"], "unknown config key 'foo'; allowed here: data, distributed, model, optimizer, seed, trainer"),
+    (["foo=1"], "unknown config key 'foo'; allowed here: data, distributed, logger, model, optimizer, seed, trainer"),
+    (["+foo=1"], "unknown config key 'foo'; allowed here: data, distributed, logger, model, optimizer, seed, trainer"),
     (["+model.layers=3"], "unknown config key 'model.layers'; allowed here: activation, depth, hidden, init, "
                          "init_scale, input_size, output_activation, output_size, weights"),
     (["optimizer.b1=0.5"], "unknown config key 'optimizer.b1'; allowed here: final_lr_fraction, lr, "
