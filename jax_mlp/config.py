@@ -190,6 +190,7 @@ class TrainerConfig:
     keep_checkpoints: int = 3
     resume: Any = False  # true: continue the run in hydra.run.dir; or a checkpoints folder to start from
     progress: bool = True  # a progress bar on stderr when it is a terminal (never in a multirun)
+    plots: bool = False  # loss.png, metrics.png, fit.png in the run folder, sweep.png at a sweep's root
     compilation_cache: bool = True  # JAX's persistent compilation cache
     cache_dir: Optional[str] = None  # null: $XDG_CACHE_HOME/jax_mlp/xla (or ~/.cache/...)
 
@@ -467,7 +468,14 @@ def optimizer_hyperparams(cfg: OptimizerConfig) -> dict[str, float]:
 
 
 def optimizer_kind(cfg: OptimizerConfig, total_steps: int) -> optim.OptimizerKind:
-    """The static `OptimizerKind` of an optimizer config for a run of `total_steps` steps."""
+    """The static `OptimizerKind` of an optimizer config for a run of `total_steps` steps.
+
+    Raises:
+      UserError: a warm-up that does not end before the run does.
+    """
+    if cfg.schedule == "warmup_cosine" and cfg.warmup_steps >= total_steps:
+        raise UserError(f"optimizer.warmup_steps={cfg.warmup_steps} must be fewer than the run's {total_steps} "
+                        f"steps (optimizer.schedule=warmup_cosine); lower it or train longer")
     return optim.kind_of(cfg.name, optimizer_hyperparams(cfg), getattr(cfg, "nesterov", False),
                          schedule=cfg.schedule, steps=total_steps, warmup_steps=cfg.warmup_steps,
                          final_fraction=cfg.final_lr_fraction)

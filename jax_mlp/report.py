@@ -44,7 +44,7 @@ def metrics_table(final: dict[str, dict[str, float]]) -> str:
 SUMMARY_COLUMNS = ("job", "overrides", "status", "objective")
 
 
-def _job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
+def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job folder under `sweep_dir` (a folder holding ``.hydra/overrides.yaml``)."""
     import yaml
 
@@ -82,7 +82,7 @@ def write_sweep_summary(sweep_dir: Path) -> list[dict[str, Any]]:
       The rows, as written.
     """
     sweep_dir = Path(sweep_dir)
-    rows = _job_rows(sweep_dir)
+    rows = sweep_rows(sweep_dir)
     metrics = sorted({k for row in rows for k in row} - set(SUMMARY_COLUMNS))
     columns = [*SUMMARY_COLUMNS, *metrics]
     buffer = io.StringIO()

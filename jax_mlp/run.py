@@ -419,8 +419,14 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
         if bar is not None:
             bar.close()
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
-    return outputs.finish(result.state.params, int(result.state.step), final,
-                          interrupts.signum if result.stopped else None)
+    outcome = outputs.finish(result.state.params, int(result.state.step), final,
+                             interrupts.signum if result.stopped else None)
+    if t.plots and outputs.writes:
+        from jax_mlp import plots
+
+        pictures = plots.run_plots(Path(out_dir), fitted_function(problem, result.state.params))
+        log.info("pictures: %s", ", ".join(path.name for path in pictures))
+    return outcome
 
 
 def _logs_beside(bar: Progress | None):
@@ -464,11 +470,11 @@ def _describe(record: dict[str, Any]) -> str:
     return " ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
 
 
-def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
-    """Metrics of a finished run's params on one split, with the run's own config and scaling.
+def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
+    """A finished run's problem (its own config and scaling) and final params.
 
     Raises:
-      UserError: no such run folder, split or file.
+      UserError: no such run folder or file.
     """
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
@@ -480,11 +486,46 @@ def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
     devices.select_platform(cfg.trainer.platform)
     scaling = Scaling.from_dict(json.loads((run_dir / "scaling.json").read_text()))
     problem = prepare(cfg, scaling)
+    stored = checkpoint.load_params(run_dir / "params.npz")
+    return problem, [{k: jnp.asarray(v, problem.dtype) for k, v in layer.items()} for layer in stored]
+
+
+def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
+    """Metrics of a finished run's params on one split, with the run's own config and scaling.
+
+    Raises:
+      UserError: no such run folder, split or file.
+    """
+    problem, params = restore_run(run_dir)
     if split not in problem.data.splits():
         raise UserError(f"the run has no {split} split; it has {', '.join(problem.data.splits())}")
-    stored = checkpoint.load_params(run_dir / "params.npz")
-    params = [{k: jnp.asarray(v, problem.dtype) for k, v in layer.items()} for layer in stored]
     return make_evaluator(problem)(params, split)
+
+
+def fitted_function(problem: Problem, params: model.Params, points: int = 200) -> dict[str, np.ndarray] | None:
+    """For a regression of one input on one output: the training data ``x``, ``y`` (n,) and the
+    network's ``prediction`` on a ``grid`` of `points` over the data's range, in the data's own
+    units (scaling undone). None for any other task."""
+    data = problem.data
+    if data.task == CLASSIFICATION or data.input_size != 1 or data.output_size != 1:
+        return None
+    s = data.scaling
+    unscale_x = (lambda v: v) if s.x_std is None else (lambda v: v * s.x_std[0] + s.x_mean[0])
+    unscale_y = (lambda v: v) if s.y_std is None else (lambda v: v * s.y_std[0] + s.y_mean[0])
+    every_x = np.concatenate([split.x[:, 0] for split in data.splits().values()])
+    grid = np.linspace(every_x.min(), every_x.max(), points)
+    prediction = train.network(problem.task)(params, jax.device_put(np.asarray(grid[:, None], problem.dtype)))
+    return {"x": unscale_x(data.train.x[:, 0]), "y": unscale_y(data.train.y[:, 0]),
+            "grid": unscale_x(grid), "prediction": unscale_y(np.asarray(prediction)[:, 0])}
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    """Draws a finished run's pictures (`jax_mlp.plots.run_plots`), with its learned function
+    when it is a regression of one input on one output; returns their paths."""
+    from jax_mlp import plots
+
+    problem, params = restore_run(run_dir)
+    return plots.run_plots(Path(run_dir), fitted_function(problem, params))
 
 
 def run(cfg: DictConfig) -> float:
@@ -517,6 +558,10 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         rows = report.write_sweep_summary(Path(config.hydra.sweep.dir))
+        if rows and OmegaConf.select(config, "trainer.plots", default=False):
+            from jax_mlp import plots
+
+            plots.sweep_plot(Path(config.hydra.sweep.dir), rows)
         if rows:
             log.info("sweep summary of %d jobs in %s; best: %s (objective %.6g)", len(rows),
                      config.hydra.sweep.dir, rows[0]["overrides"] or "(no overrides)", rows[0]["objective"])

@@ -69,6 +69,7 @@ def test_an_mlp_from_the_command_line_trains(train_cli):
     (["data=csv", "data.path=/no/such.csv", "data.target=y"], "data.path: no file at /no/such.csv"),
     (["experiment=iris", "model.output_size=4"], "model.output_size is 4 but data 'iris' has 3"),
     (["trainer.platform=tpu"], "trainer.platform=tpu: no tpu device here; available: cpu (or auto)"),
+    (["experiment=sine", "trainer.steps=50"], "optimizer.warmup_steps=100 must be fewer than the run's 50 steps"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(train_cli, overrides, expected):
     result, out = train_cli(*overrides)
