@@ -2,6 +2,7 @@
 
     python scripts/walkthrough.py          # the explanation, as text
     python scripts/walkthrough.py --json   # {"loss", "grads", "params_after"} as one JSON object
+    python scripts/walkthrough.py --plot network.png   # also draw the network, values and gradients labelled
 
 Everything is computed in float64 from the configs the training script uses (`model=seed_note`,
 `data=seed_note`, `optimizer=sgd`), and set beside the figures the note worked out by hand.
@@ -123,13 +124,60 @@ def explain(params: model.Params, x: jax.Array, y: jax.Array, options: dict, lr:
     return "\n".join(lines)
 
 
+def _values(values: jax.Array) -> str:
+    return ", ".join(f"{v:.2f}" for v in np.asarray(values))
+
+
+def draw(params: model.Params, x: jax.Array, result: dict, path: str) -> None:
+    """The network as a picture: each unit with its values on the three samples and, for the
+    hidden and output units, its bias and the bias's gradient; each weight with its value and its
+    gradient (blue: the gradient is positive, so SGD lowers the weight; red: it raises it)."""
+    from jax_mlp.plots import _pyplot
+
+    plt = _pyplot()
+    sizes = [x.shape[1], *(p["b"].shape[0] for p in params)]
+    place = {(layer, unit): (3.2 * layer, (size - 1) / 2 - unit * 1.6)
+             for layer, size in enumerate(sizes) for unit in range(size)}
+    figure, axes = plt.subplots(figsize=(12, 5.5), dpi=100)
+    for layer, p in enumerate(params):
+        for (i, j), w in np.ndenumerate(np.asarray(p["w"])):
+            (x0, y0), (x1, y1) = place[(layer, i)], place[(layer + 1, j)]
+            grad = float(result["grads"][layer]["w"][i, j])
+            axes.plot([x0, x1], [y0, y1], color="tab:blue" if grad > 0 else "tab:red", lw=1.2, zorder=1)
+            axes.text(x0 + 0.35 * (x1 - x0), y0 + 0.35 * (y1 - y0),
+                      f"W{layer + 1}[{i},{j}]={w:g}\ndL/dw={grad:.3f}", fontsize=8, ha="center", va="center",
+                      bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85}, zorder=3)
+    for (layer, unit), (cx, cy) in place.items():
+        axes.add_patch(plt.Circle((cx, cy), 0.32, facecolor="lightyellow", edgecolor="black", zorder=2))
+        values = x[:, unit] if layer == 0 else result["outputs"][layer - 1][:, unit]
+        name = "x" if layer == 0 else "y_hat" if layer == len(sizes) - 1 else f"h{layer}[{unit}]"
+        text = f"{name}\n[{_values(values)}]"
+        if layer > 0:
+            b, grad = float(params[layer - 1]["b"][unit]), float(result["grads"][layer - 1]["b"][unit])
+            text += f"\nb={b:g}, dL/db={grad:.3f}"
+        axes.text(cx, cy - 0.42, text, fontsize=8, ha="center", va="top", zorder=3)
+    axes.set_title(f"the seed note: L = {float(result['loss']):.4f} on x = [{_values(x[:, 0])}]; "
+                   "each unit's values on the three samples")
+    axes.set_xlim(-1, 3.2 * (len(sizes) - 1) + 1)
+    axes.set_ylim(-2.6, 1.6)
+    axes.set_aspect("equal")
+    axes.axis("off")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--plot", metavar="PNG", help="also draw the network with its values and gradients")
     args = parser.parse_args(argv)
     problem = note_problem()
     result = walk(*problem)
     print(json.dumps(as_json(result)) if args.json else explain(*problem, result))
+    if args.plot:
+        params, x = problem[0], problem[1]
+        draw(params, x, result, args.plot)
     return 0
 
 

@@ -92,3 +92,14 @@ def test_bad_values_name_the_key_and_what_is_allowed(overrides, expected):
     message = _message(*overrides)
     assert message.startswith(expected)
     assert "\n" not in message
+
+
+def test_the_readmes_option_table_is_the_configs():
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("config_table", ROOT / "scripts" / "config_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    assert table.markdown() in (ROOT / "README.md").read_text()

@@ -113,3 +113,11 @@ def test_walkthrough_text_names_the_notes_rounding(run_script):
     assert "  W3[1,0]        7.519    7.523277    0.004277" in text
     assert "-0.17 beside -0.13" in text and "0.62 for 0.02" in text
     assert "layer 3 unit 1: [1.739441, 2.614794, 3.312895]" in text
+
+
+def test_walkthrough_draws_the_network(run_script, tmp_path):
+    result = run_script("walkthrough.py", "--plot", str(tmp_path / "network.png"))
+    assert result.returncode == 0, result.stderr
+    picture = (tmp_path / "network.png").read_bytes()
+    assert picture.startswith(b"\x89PNG\r\n\x1a\n") and len(picture) > 20000
+    assert "L = 1/3 sum (y_hat - y)^2 = 15.628558" in result.stdout  # the text is still printed
