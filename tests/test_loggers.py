@@ -65,3 +65,18 @@ def test_a_logger_list_without_jsonl_leaves_no_jsonl(tmp_path):
     assert run.execute(cfg, tmp_path).status == "completed"
     assert (tmp_path / "metrics.csv").is_file() and not (tmp_path / "metrics.jsonl").exists()
     assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 6  # header and five log points
+
+
+def test_a_resumed_csv_keeps_its_rows_up_to_the_checkpoint(tmp_path):
+    from jax_mlp.logging import CsvWriter
+
+    columns = ["step", "loss", "val_loss"]
+    writer = CsvWriter(tmp_path / "metrics.csv", columns)
+    for step in (0, 10, 20):
+        writer.write({"step": step, "loss": step / 10, **({"val_loss": 1.5} if step == 0 else {})})
+    writer.close()
+    writer = CsvWriter(tmp_path / "metrics.csv", columns, resume_step=10)
+    writer.write({"step": 20, "loss": 9.0})
+    writer.close()
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == [
+        "step,loss,val_loss", "0,0.0,1.5", "10,1.0,", "20,9.0,"]
