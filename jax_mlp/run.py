@@ -143,6 +143,19 @@ def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
     return Problem(data, task, dtype, total_steps)
 
 
+def start_runtime(t: config.TrainerConfig) -> None:
+    """JAX's switches for a run (precision, compilation cache) and its platform, before any of its
+    arrays exists."""
+    devices.configure(x64=t.precision == "float64", compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
+    devices.select_platform(t.platform)
+
+
+def target_std(data: Dataset) -> np.ndarray:
+    """The regression targets' scale (n_out,), by which metrics return to the targets' units;
+    ones when the targets were not standardised."""
+    return np.ones(data.output_size) if data.scaling.y_std is None else data.scaling.y_std
+
+
 def device_split(split: Split, problem: Problem) -> tuple[jax.Array, jax.Array]:
     """A split's arrays on the default device: x in the training dtype, y likewise or int32 labels."""
     y_dtype = jnp.int32 if problem.data.task == CLASSIFICATION else problem.dtype
@@ -157,10 +170,8 @@ def make_evaluator(problem: Problem, arrays: dict[str, tuple[jax.Array, jax.Arra
     `sharding` when given (the params' placement in a data-parallel run).
     """
     evaluate = train.compiled(problem.task).evaluate
-    scaling = problem.data.scaling
-    target_std = np.ones(problem.data.output_size) if scaling.y_std is None else scaling.y_std
     place = jax.device_put if sharding is None else functools.partial(devices.place, sharding=sharding)
-    scale = place(np.asarray(target_std, problem.dtype))
+    scale = place(np.asarray(target_std(problem.data), problem.dtype))
     arrays = {name: (arrays or {}).get(name) or place(device_split(split, problem))
               for name, split in problem.data.splits().items()}
 
@@ -358,8 +369,7 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
     """
     t, d = cfg.trainer, cfg.distributed
     devices.start_distributed(d.enabled, d.coordinator_address, d.num_processes, d.process_id)
-    devices.configure(x64=t.precision == "float64", compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
-    devices.select_platform(t.platform)
+    start_runtime(t)
     problem = prepare(cfg)
     state, first_lr = initial_state(cfg, problem)
     checkpointer = None
@@ -481,9 +491,7 @@ def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
     if not summary_path.is_file():
         raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
     cfg = config.from_saved(json.loads(summary_path.read_text())["config"])
-    devices.configure(x64=cfg.trainer.precision == "float64", compilation_cache=cfg.trainer.compilation_cache,
-                      cache_dir=cfg.trainer.cache_dir)
-    devices.select_platform(cfg.trainer.platform)
+    start_runtime(cfg.trainer)
     scaling = Scaling.from_dict(json.loads((run_dir / "scaling.json").read_text()))
     problem = prepare(cfg, scaling)
     stored = checkpoint.load_params(run_dir / "params.npz")

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_mlp import config, devices, run, train
+from jax_mlp import config, run, train
 from jax_mlp.data import Split
 
 log = logging.getLogger("jax_mlp")
@@ -85,8 +85,7 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     if t.checkpoint_every is not None or t.resume is not False:
         raise run.UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
                             "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
-    devices.configure(x64=t.precision == "float64", compilation_cache=t.compilation_cache, cache_dir=t.cache_dir)
-    devices.select_platform(t.platform)
+    run.start_runtime(t)
     # Creating a file takes up to a millisecond on some file systems: threads start the runs'
     # folders while the group compiles, and write their final files side by side.
     with ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="sweep-files") as files:
@@ -119,8 +118,7 @@ def group_data(members: Sequence[config.Config]) -> GroupData:
             by_seed[config.data_seed(cfg)] = run.prepare(cfg)
     problems = [by_seed[config.data_seed(cfg)] for cfg in members]
     first = problems[0]
-    ones = np.ones(first.data.output_size)
-    scales = [ones if p.data.scaling.y_std is None else p.data.scaling.y_std for p in problems]
+    scales = [run.target_std(p.data) for p in problems]
     if len(by_seed) == 1:
         arrays = {name: run.device_split(split, first) for name, split in first.data.splits().items()}
         return GroupData(problems, arrays, jax.device_put(np.asarray(scales[0], first.dtype)), None)

@@ -70,14 +70,11 @@ def workloads(quick: bool) -> list[Workload]:
     ]
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """The shortest wall time of `repeats` calls of `fn` (which must block until done)."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+def wall_time(fn: Callable[[], object]) -> float:
+    """The wall time of one call of `fn` (which must block until done)."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
 ONCE = ("sklearn sgd",)  # slow contenders timed in the first round only
@@ -90,7 +87,7 @@ def interleaved(contenders: dict[str, Contender], repeats: int) -> dict[str, flo
     for round_ in range(repeats):
         for name, (go, scale) in contenders.items():
             if round_ == 0 or name not in ONCE:
-                best[name] = min(best[name], best_time(go, 1) * scale)
+                best[name] = min(best[name], wall_time(go) * scale)
     return best
 
 
