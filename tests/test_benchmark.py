@@ -1,0 +1,79 @@
+"""The benchmark's bookkeeping: rounds, paired ratios and the target table (its timings are not
+tested: these machines are too noisy for timed tests)."""
+
+import importlib.util
+import sys
+
+import pytest
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmark"] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["benchmark"]
+
+
+def test_rounds_time_every_contender_in_turn_and_the_slow_ones_once(bench):
+    calls = []
+    contenders = {name: (lambda name=name: calls.append(name), 0.0) for name in ("a", "b", "sklearn sgd")}
+    times = bench.interleaved(contenders, 3)
+    assert calls == ["a", "b", "sklearn sgd", "a", "b", "a", "b"]
+    assert times == {"a": [0.0, 0.0, 0.0], "b": [0.0, 0.0, 0.0], "sklearn sgd": [0.0]}
+
+
+def test_paired_ratio_cancels_a_drift_that_best_over_best_keeps(bench):
+    # "Theirs" is 1.2x slower in each round, but the machine doubled its speed in the last round
+    # after our turn: best over best would call theirs the faster one.
+    ours = [2.0, 2.0, 2.0]
+    theirs = [2.4, 2.4, 1.2]
+    assert min(theirs) / min(ours) == pytest.approx(0.6)
+    assert bench.paired_ratio(theirs, ours) == pytest.approx(1.2)
+    assert bench.paired_ratio([3.0, 9.0, 4.0], [1.0, 1.0, 2.0]) == 3.0  # median of 3, 9, 2
+    assert bench.paired_ratio([5.0], [1.0, 2.0, 3.0]) == 5.0  # a contender timed in one round only
+
+
+def results_with(torch_paired: float, torch_best: float, skip_torch_on_note: bool = False) -> dict:
+    def rows(torch: bool) -> dict:
+        rows = {"jax_mlp fit": {"speed_vs_jax_mlp": 1.0, "speed_vs_jax_mlp_paired": 1.0},
+                "hand-written lax.scan": {"speed_vs_jax_mlp": 0.5, "speed_vs_jax_mlp_paired": 0.4}}
+        if torch:
+            rows["pytorch eager"] = {"speed_vs_jax_mlp": 1 / torch_best, "speed_vs_jax_mlp_paired": 1 / torch_paired}
+        return rows
+
+    return {"workloads": {
+        "note": {"rows": rows(not skip_torch_on_note), "fraction_of_matmul_rate": 0.001,
+                 "fraction_of_matmul_rate_paired": 0.002},
+        "mlp": {"rows": rows(True), "fraction_of_matmul_rate": 0.9, "fraction_of_matmul_rate_paired": 0.7}},
+        "startup": {"default_over_import": 1.6, "default_over_import_paired": 1.4},
+        "peak_rss_mb_60000x784": 840.0}
+
+
+def test_the_target_table_reads_each_target_and_judges_it_on_the_paired_figure(bench):
+    table = {t["target"]: t for t in bench.target_table(results_with(torch_paired=1.12, torch_best=1.05))}
+    assert list(table) == [
+        "note: fit / hand-written lax.scan >=", "note: fit / pytorch eager >=", "mlp: fit / hand-written lax.scan >=",
+        "mlp: fit / pytorch eager >=", "mlp: fit / jitted matmul rate >=",
+        "default command / `import jax, optax, hydra` <=", "peak resident MB, 60000 x 784 run <"]
+    scan = table["mlp: fit / hand-written lax.scan >="]
+    assert (scan["best_rounds"], scan["paired_rounds"], scan["bound"], scan["met"]) == (2.0, 2.5, 0.9, True)
+    torch = table["mlp: fit / pytorch eager >="]
+    assert torch["best_rounds"] == pytest.approx(1.05) and torch["paired_rounds"] == pytest.approx(1.12)
+    assert torch["met"] is True
+    assert table["note: fit / pytorch eager >="]["met"] is False  # 1.12, not 100
+    matmul = table["mlp: fit / jitted matmul rate >="]
+    assert (matmul["best_rounds"], matmul["paired_rounds"], matmul["met"]) == (0.9, 0.7, False)
+    command = table["default command / `import jax, optax, hydra` <="]
+    assert (command["best_rounds"], command["paired_rounds"], command["met"]) == (1.6, 1.4, True)
+    assert table["peak resident MB, 60000 x 784 run <"]["met"] is True
+
+
+def test_a_target_whose_contender_did_not_run_is_left_out(bench):
+    table = bench.target_table(results_with(1.0, 1.0, skip_torch_on_note=True))
+    labels = [t["target"] for t in table]
+    assert "note: fit / pytorch eager >=" not in labels and "mlp: fit / pytorch eager >=" in labels
+    assert next(t for t in table if t["target"] == "mlp: fit / pytorch eager >=")["met"] is False
