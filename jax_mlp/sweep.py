@@ -22,8 +22,21 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_mlp import config, run, train
+from jax_mlp import config, train
 from jax_mlp.data import Split
+from jax_mlp.errors import UserError
+from jax_mlp.outputs import Outcome, RunOutputs
+from jax_mlp.problems import (
+    Problem,
+    describe_run,
+    device_split,
+    due_splits,
+    eval_interval,
+    initial_state_fn,
+    prepare,
+    start_runtime,
+    target_std,
+)
 
 log = logging.getLogger("jax_mlp")
 
@@ -70,22 +83,22 @@ def _run_sharding() -> NamedSharding | None:
     return NamedSharding(Mesh(np.asarray(local), ("runs",)), PartitionSpec("runs"))
 
 
-def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> list[run.Outcome]:
+def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> list[Outcome]:
     """Trains runs that share `structure_key` as one vmapped program; writes each run's folder.
 
     Returns:
-      One `run.Outcome` per run, in order.
+      One `Outcome` per run, in order.
     """
     if len({structure_key(c) for c in cfgs}) != 1:
         raise ValueError("execute_group takes runs of one structure; split them with group_runs")
     t = cfgs[0].trainer
     if t.data_parallel:
-        raise run.UserError("trainer.data_parallel is for single runs; the vmap sweeper shards its "
+        raise UserError("trainer.data_parallel is for single runs; the vmap sweeper shards its "
                             "run axis over the devices instead")
     if t.checkpoint_every is not None or t.resume is not False:
-        raise run.UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
+        raise UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
                             "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
-    run.start_runtime(t)
+    start_runtime(t)
     # Creating a file takes up to a millisecond on some file systems: threads start the runs'
     # folders while the group compiles, and write their final files side by side.
     with ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="sweep-files") as files:
@@ -97,14 +110,14 @@ class GroupData:
     """The data of a group's runs (padding runs included) on the device.
 
     Attributes:
-      problems: each run's `run.Problem`; runs with the same data seed share one.
+      problems: each run's `Problem`; runs with the same data seed share one.
       arrays: each split's ``(x, y)``: one copy when all runs share their data, else stacked
         along a leading run axis.
       target_std: the regression targets' scale, (n_out,) or stacked likewise.
       axis: the run axis of `arrays` and `target_std` for `jax.vmap`: None (shared) or 0.
     """
 
-    problems: list[run.Problem]
+    problems: list[Problem]
     arrays: dict[str, tuple[jax.Array, jax.Array]]
     target_std: jax.Array
     axis: int | None
@@ -112,24 +125,24 @@ class GroupData:
 
 def group_data(members: Sequence[config.Config]) -> GroupData:
     """Loads each distinct data seed's data once and puts the group's splits on the device."""
-    by_seed: dict[int, run.Problem] = {}
+    by_seed: dict[int, Problem] = {}
     for cfg in members:
         if config.data_seed(cfg) not in by_seed:
-            by_seed[config.data_seed(cfg)] = run.prepare(cfg)
+            by_seed[config.data_seed(cfg)] = prepare(cfg)
     problems = [by_seed[config.data_seed(cfg)] for cfg in members]
     first = problems[0]
-    scales = [run.target_std(p.data) for p in problems]
+    scales = [target_std(p.data) for p in problems]
     if len(by_seed) == 1:
-        arrays = {name: run.device_split(split, first) for name, split in first.data.splits().items()}
+        arrays = {name: device_split(split, first) for name, split in first.data.splits().items()}
         return GroupData(problems, arrays, jax.device_put(np.asarray(scales[0], first.dtype)), None)
     arrays = {}
     for name in first.data.splits():
         splits = [p.data.splits()[name] for p in problems]
-        arrays[name] = run.device_split(Split(np.stack([s.x for s in splits]), np.stack([s.y for s in splits])), first)
+        arrays[name] = device_split(Split(np.stack([s.x for s in splits]), np.stack([s.y for s in splits])), first)
     return GroupData(problems, arrays, jax.device_put(np.asarray(np.stack(scales), first.dtype)), 0)
 
 
-def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExecutor) -> list[run.Outcome]:
+def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExecutor) -> list[Outcome]:
     """`execute_group` once the group is checked; `files` writes the runs' folders."""
     count, t = len(cfgs), cfgs[0].trainer
     sharding = _run_sharding()
@@ -137,26 +150,26 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
     members = cfgs + [cfgs[-1]] * (padded - count)  # padding runs repeat the last one
     data = group_data(members)
     problem, task, axis = data.problems[0], data.problems[0].task, data.axis
-    outputs = files.map(lambda cfg, out_dir, problem: run.RunOutputs(cfg, problem, out_dir, verbose=False),
+    outputs = files.map(lambda cfg, out_dir, problem: RunOutputs(cfg, problem, out_dir, verbose=False),
                         cfgs, out_dirs, data.problems)
 
     seeds = np.asarray([c.seed for c in members], np.uint32)
     hyperparams = _stack([config.optimizer_hyperparams(c.optimizer) for c in members])
     if sharding is not None:
         seeds, hyperparams = jax.device_put((seeds, hyperparams), sharding)
-    state, first_lr = jax.jit(jax.vmap(run.initial_state_fn(members[0], problem)))(seeds, hyperparams)
+    state, first_lr = jax.jit(jax.vmap(initial_state_fn(members[0], problem)))(seeds, hyperparams)
     span = jax.jit(jax.vmap(train.make_train_span(task), in_axes=(0, axis, axis, None)), donate_argnums=0)
     evaluate_all = jax.jit(jax.vmap(train.make_evaluate(task), in_axes=(0, axis, axis, axis)))
     outputs = list(outputs)
-    eval_every = run.eval_interval(cfgs[0], problem)
-    log.info("%d runs as one program: %s", count, run.describe_run(problem, cfgs[0]))
+    eval_every = eval_interval(cfgs[0], problem)
+    log.info("%d runs as one program: %s", count, describe_run(problem, cfgs[0]))
 
     def evaluate(params, name: str) -> list[dict[str, float]]:
         metrics = jax.device_get(evaluate_all(params, *data.arrays[name], data.target_std))
         return [{k: train.shortest_float(v[i]) for k, v in metrics.items()} for i in range(count)]
 
     def on_log(step: int, point: train.LogPoint, state: train.TrainState) -> None:
-        evaluations = {name: evaluate(state.params, name) for name in run.due_splits(problem, step, eval_every)}
+        evaluations = {name: evaluate(state.params, name) for name in due_splits(problem, step, eval_every)}
         for i, out in enumerate(outputs):
             out.record(step, train.shortest_float(point.loss[i]), train.shortest_float(point.lr[i]),
                        bool(point.finite[i]), {name: values[i] for name, values in evaluations.items()})
@@ -196,9 +209,9 @@ def run_slice(tree, index: int):
 
 
 def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
-                max_batch: int | None = None) -> list[run.Outcome]:
+                max_batch: int | None = None) -> list[Outcome]:
     """Trains every run, group by group (see `group_runs`); returns their outcomes in order."""
-    outcomes: list[run.Outcome | None] = [None] * len(cfgs)
+    outcomes: list[Outcome | None] = [None] * len(cfgs)
     for members in group_runs(cfgs, max_batch):
         for index, outcome in zip(members, execute_group([cfgs[i] for i in members],
                                                          [out_dirs[i] for i in members])):

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_mlp import config, devices, model, run, train
+from jax_mlp import config, devices, model, problems, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,10 +108,10 @@ class Setup:
     def __init__(self, w: Workload, *extra: str) -> None:
         self.cfg = config.load(config.compose([*w.overrides, "optimizer=sgd", f"optimizer.lr={w.lr}",
                                                "trainer.compilation_cache=false", *extra]))
-        self.problem = run.prepare(self.cfg)
+        self.problem = problems.prepare(self.cfg)
         self.task = self.problem.task
-        self.x, self.y = run.device_split(self.problem.data.train, self.problem)
-        if self.task.batch_sharding is not None:  # data parallel: as `run.execute` places them
+        self.x, self.y = problems.device_split(self.problem.data.train, self.problem)
+        if self.task.batch_sharding is not None:  # data parallel: as `jobs.execute` places them
             self.x, self.y = devices.place((self.x, self.y), devices.replicated(self.task.batch_sharding))
         self.x_host = np.asarray(self.problem.data.train.x, np.float32)
         self.y_host = np.asarray(self.problem.data.train.y)
@@ -120,7 +120,7 @@ class Setup:
         self.classify = self.task.loss == "softmax_cross_entropy"
 
     def state(self) -> train.TrainState:
-        state = run.initial_state(self.cfg, self.problem)[0]
+        state = problems.initial_state(self.cfg, self.problem)[0]
         if self.task.batch_sharding is not None:
             state = devices.place(state, devices.replicated(self.task.batch_sharding))
         return state

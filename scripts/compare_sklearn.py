@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_mlp import config, run
+from jax_mlp import config, jobs, problems
 from jax_mlp.data import CLASSIFICATION
 
 
-def sklearn_fit(problem: run.Problem, hidden: list[int], seed: int) -> tuple[float, float]:
+def sklearn_fit(problem: problems.Problem, hidden: list[int], seed: int) -> tuple[float, float]:
     """(test score, fit seconds) of scikit-learn's MLP with default settings on the same split."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in args.seeds:
         cfg = config.load(config.compose([f"experiment={args.experiment}", f"seed={seed}"]))
-        problem = run.prepare(cfg)  # loads the data once before timing, as scikit-learn gets it
+        problem = problems.prepare(cfg)  # loads the data once before timing, as scikit-learn gets it
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
-            run.execute(cfg, Path(out))
+            jobs.execute(cfg, Path(out))
             ours_seconds = time.perf_counter() - started
             summary = json.loads((Path(out) / "summary.json").read_text())
         classify = problem.data.task == CLASSIFICATION

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jax_mlp import files, run
+from jax_mlp import files, jobs, run
 from jax_mlp.errors import UserError
 
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     args = parser.parse_args(argv)
     try:
-        metrics = run.evaluate_run(args.run_dir, args.split)
+        metrics = jobs.evaluate_run(args.run_dir, args.split)
     except UserError as error:
         run.exit_user_error(str(error))
     for key, value in metrics.items():

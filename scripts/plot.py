@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jax_mlp import plots, report, run
+from jax_mlp import jobs, plots, report, run
 from jax_mlp.errors import UserError
 
 
@@ -21,14 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if (args.folder / "summary.json").is_file():
-            written = run.plot_run(args.folder)
+            written = jobs.plot_run(args.folder)
         else:
             rows = report.sweep_rows(args.folder)
             if not rows:
                 raise UserError(f"{args.folder} is neither a run folder (summary.json) nor a sweep folder "
                                 "(job folders)")
             written = [path for row in rows if row["status"] != "failed"
-                       for path in run.plot_run(args.folder / row["job"])]
+                       for path in jobs.plot_run(args.folder / row["job"])]
             written += [path for path in [plots.sweep_plot(args.folder, rows)] if path is not None]
     except UserError as error:
         run.exit_user_error(str(error))

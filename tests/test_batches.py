@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jax_mlp import config, losses, model, optim, run, train
+from jax_mlp import config, errors, jobs, losses, model, optim, train
 
 
 def _task(num_train: int, batch_size: int | None, activation: str = "tanh") -> train.Task:
@@ -99,7 +99,7 @@ def test_regression_metrics_in_the_targets_units():
 
 def _run(tmp_path: Path, *overrides: str) -> dict:
     cfg = config.load(config.compose(["trainer.compilation_cache=false", *overrides]))
-    run.execute(cfg, tmp_path)
+    jobs.execute(cfg, tmp_path)
     return json.loads((tmp_path / "summary.json").read_text())
 
 
@@ -122,11 +122,11 @@ def test_digits_trains_to_high_accuracy_and_logs_evaluations(tmp_path):
 
 
 def test_classification_with_a_regression_loss_is_refused(tmp_path):
-    with pytest.raises(run.UserError, match="trainer.loss=mae is a regression loss but data 'iris'"):
+    with pytest.raises(errors.UserError, match="trainer.loss=mae is a regression loss but data 'iris'"):
         _run(tmp_path, "experiment=iris", "trainer.loss=mae")
-    with pytest.raises(run.UserError, match="model.output_activation must be identity for classification"):
+    with pytest.raises(errors.UserError, match="model.output_activation must be identity for classification"):
         _run(tmp_path, "experiment=iris", "model.output_activation=sigmoid")
-    with pytest.raises(run.UserError, match="model.output_size is 4 but data 'iris' has 3"):
+    with pytest.raises(errors.UserError, match="model.output_size is 4 but data 'iris' has 3"):
         _run(tmp_path, "experiment=iris", "model.output_size=4")
 
 

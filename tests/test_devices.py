@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from jax_mlp import config, devices, run
+from jax_mlp import config, devices, jobs
 
 pytestmark = pytest.mark.slow
 
@@ -71,11 +71,11 @@ def test_the_launch_rank_comes_from_slurm_or_jax():
 def test_only_process_zero_writes_the_run_folder(tmp_path, monkeypatch):
     cfg = config.load(config.compose(["trainer.compilation_cache=false", "trainer.steps=20"]))
     monkeypatch.setattr(jax, "process_index", lambda *args, **kwargs: 1)
-    outcome = run.execute(cfg, tmp_path / "rank1")
+    outcome = jobs.execute(cfg, tmp_path / "rank1")
     assert outcome.status == "completed" and outcome.objective < 15
     assert not (tmp_path / "rank1").exists()
     monkeypatch.undo()
-    run.execute(cfg, tmp_path / "rank0")
+    jobs.execute(cfg, tmp_path / "rank0")
     assert {p.name for p in (tmp_path / "rank0").iterdir()} == {"scaling.json", "metrics.jsonl", "params.npz",
                                                               "summary.json"}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import read_jsonl
 
-from jax_mlp import config, run
+from jax_mlp import config, jobs
 
 OVERRIDES = ["trainer.compilation_cache=false", "experiment=moons", "trainer.epochs=4", "trainer.log_every=19"]
 
@@ -29,7 +29,7 @@ def _events(folder: Path):
 
 def test_jsonl_csv_and_tensorboard_hold_the_same_numbers(tmp_path):
     cfg = config.load(config.compose([*OVERRIDES, "logger=[jsonl,csv,tensorboard]"]))
-    outcome = run.execute(cfg, tmp_path)
+    outcome = jobs.execute(cfg, tmp_path)
     assert outcome.status == "completed"
     records = read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 19, 38, 57, 76]
@@ -62,7 +62,7 @@ def test_jsonl_csv_and_tensorboard_hold_the_same_numbers(tmp_path):
 
 def test_a_logger_list_without_jsonl_leaves_no_jsonl(tmp_path):
     cfg = config.load(config.compose([*OVERRIDES, "logger=[csv]"]))
-    assert run.execute(cfg, tmp_path).status == "completed"
+    assert jobs.execute(cfg, tmp_path).status == "completed"
     assert (tmp_path / "metrics.csv").is_file() and not (tmp_path / "metrics.jsonl").exists()
     assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 6  # header and five log points
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jax_mlp import config, run
+from jax_mlp import config, jobs
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -23,7 +23,7 @@ def _pictures(folder: Path) -> dict[str, bytes]:
 ])
 def test_a_run_draws_its_pictures_and_plot_py_draws_the_same(tmp_path, run_script, overrides, expected):
     cfg = config.load(config.compose(["trainer.compilation_cache=false", "trainer.plots=true", *overrides]))
-    assert run.execute(cfg, tmp_path / "run").status == "completed"
+    assert jobs.execute(cfg, tmp_path / "run").status == "completed"
     drawn = _pictures(tmp_path / "run")
     assert set(drawn) == expected
     assert all(data.startswith(PNG) and len(data) > 5000 for data in drawn.values())

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, read_jsonl
 
-from jax_mlp import config, run, sweep
+from jax_mlp import config, jobs, sweep
 
 
 def _cfg(*overrides: str) -> config.Config:
@@ -40,7 +40,7 @@ def test_a_group_matches_each_run_trained_alone_in_float64(tmp_path):
     outcomes = sweep.execute_all(cfgs, [tmp_path / f"group{i}" for i in range(4)])
     assert [o.status for o in outcomes] == ["completed"] * 4
     for i, cfg in enumerate(cfgs):
-        alone = run.execute(cfg, tmp_path / f"alone{i}")
+        alone = jobs.execute(cfg, tmp_path / f"alone{i}")
         assert outcomes[i].objective == pytest.approx(alone.objective, rel=1e-6)
         grouped, single = _params(tmp_path / f"group{i}"), _params(tmp_path / f"alone{i}")
         for key in single:
@@ -60,7 +60,7 @@ def test_a_diverging_run_leaves_the_rest_of_its_group_alone(tmp_path):
     assert summary["status"] == "diverged" and summary["objective"] == "inf" and summary["steps"] == 100
     assert [l["step"] for l in read_jsonl(tmp_path / "g1" / "metrics.jsonl")] == [0, 100]
     for i in (0, 2):
-        alone = run.execute(cfgs[i], tmp_path / f"a{i}")
+        alone = jobs.execute(cfgs[i], tmp_path / f"a{i}")
         assert outcomes[i].objective == pytest.approx(alone.objective, rel=1e-4)  # float32 rounding
         for key, value in _params(tmp_path / f"a{i}").items():
             np.testing.assert_allclose(_params(tmp_path / f"g{i}")[key], value, rtol=1e-5, atol=1e-7)
@@ -70,14 +70,14 @@ SHARDED = """
 import json, sys, tempfile
 from pathlib import Path
 import jax, numpy as np
-from jax_mlp import config, run, sweep
+from jax_mlp import config, jobs, sweep
 cfgs = [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
         "trainer.steps=200", f"optimizer.lr={lr}", f"seed={s}"])) for lr in (0.05, 0.1, 0.2) for s in (0, 1)]
 out = Path(sys.argv[1])
 sweep.execute_all(cfgs, [out / f"g{i}" for i in range(6)])
 worst = 0.0
 for i, cfg in enumerate(cfgs):
-    run.execute(cfg, out / f"a{i}")
+    jobs.execute(cfg, out / f"a{i}")
     a, b = np.load(out / f"g{i}" / "params.npz"), np.load(out / f"a{i}" / "params.npz")
     worst = max(worst, max(float(np.max(np.abs(a[k] - b[k]))) for k in a.files))
 print(json.dumps({"devices": jax.device_count(), "mesh": sweep._run_sharding().mesh.size, "worst": worst}))

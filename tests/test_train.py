@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jax_mlp import config, model, optim, run, train
+from jax_mlp import config, errors, jobs, model, optim, outputs, problems, train
 from jax_mlp.checkpoint import load_params
 
 
@@ -102,9 +102,9 @@ def test_fit_stops_at_the_log_point_where_the_loss_stops_being_finite():
     assert result.diverged_at == 50 and logged == [50]
 
 
-def _execute(tmp_path: Path, *overrides: str) -> tuple[run.Outcome, Path]:
+def _execute(tmp_path: Path, *overrides: str) -> tuple[outputs.Outcome, Path]:
     cfg = config.load(config.compose(["trainer.compilation_cache=false", *overrides]))
-    return run.execute(cfg, tmp_path), tmp_path
+    return jobs.execute(cfg, tmp_path), tmp_path
 
 
 def test_default_run_writes_its_outputs(tmp_path):
@@ -139,13 +139,13 @@ def test_same_seed_gives_bit_identical_params(tmp_path):
 def test_a_different_seed_gives_different_initial_params():
     def initial(seed: int):
         cfg = config.load(config.compose(["model=mlp", f"seed={seed}"]))
-        return run.initial_state(cfg, run.prepare(cfg))[0]
+        return problems.initial_state(cfg, problems.prepare(cfg))[0]
 
     first, second, again = initial(0), initial(1), initial(0)
     assert not np.array_equal(first.params[0]["w"], second.params[0]["w"])
     assert not np.array_equal(jax.random.key_data(first.key), jax.random.key_data(second.key))
     np.testing.assert_array_equal(first.params[0]["w"], again.params[0]["w"])
-    expected = model.init_params(run.named_key(jax.random.key(0), "init"), (1, 32, 32, 1),
+    expected = model.init_params(problems.named_key(jax.random.key(0), "init"), (1, 32, 32, 1),
                                  init="glorot_uniform")
     np.testing.assert_array_equal(first.params[1]["w"], expected[1]["w"])
     assert float(first.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.1)
@@ -161,9 +161,9 @@ def test_float64_run(tmp_path):
 def test_bfloat16_computes_in_bf16_with_float32_params_and_state(tmp_path):
     overrides = ["experiment=sine", "trainer.steps=300", "trainer.precision=bfloat16"]
     cfg = config.load(config.compose(["trainer.compilation_cache=false", *overrides]))
-    problem = run.prepare(cfg)
-    state, _ = run.initial_state(cfg, problem)
-    x, y = run.device_split(problem.data.train, problem)
+    problem = problems.prepare(cfg)
+    state, _ = problems.initial_state(cfg, problem)
+    x, y = problems.device_split(problem.data.train, problem)
     step = str(jax.make_jaxpr(train.make_train_step(problem.task))(state, x[:8], y[:8]))
     assert len(re.findall(r"bf16\[8,\d+\] = dot_general", step)) >= 2  # forward matmuls in bf16
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves((state.params, state.opt_state))
@@ -187,5 +187,5 @@ def test_divergence_is_reported_with_an_infinite_objective(tmp_path):
 
 
 def test_model_sizes_that_contradict_the_data_are_user_errors(tmp_path):
-    with pytest.raises(run.UserError, match="model.input_size is 3 but data 'seed_note' has 1"):
+    with pytest.raises(errors.UserError, match="model.input_size is 3 but data 'seed_note' has 1"):
         _execute(tmp_path, "model=mlp", "model.input_size=3")

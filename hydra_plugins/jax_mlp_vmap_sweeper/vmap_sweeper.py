@@ -310,7 +310,8 @@ class VmapSweeper(Sweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         from jax_mlp import sweep as jax_mlp_sweep
-        from jax_mlp.run import UserError, exit_user_error
+        from jax_mlp.errors import UserError
+        from jax_mlp.run import exit_user_error
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)

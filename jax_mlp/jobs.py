@@ -1,0 +1,230 @@
+"""One run without Hydra: `execute` trains a loaded config into a folder (checkpoints, resume,
+interrupts, progress bar and pictures included); `restore_run`, `evaluate_run` and `plot_run`
+read a finished run back. Tests and other programs call these with a config and a folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_mlp import checkpoint, config, devices, model, train
+from jax_mlp.data import Scaling
+from jax_mlp.data.dataset import CLASSIFICATION
+from jax_mlp.errors import UserError
+from jax_mlp.logging import Progress
+from jax_mlp.outputs import Outcome, RunOutputs
+from jax_mlp.problems import (
+    Problem,
+    describe_run,
+    device_split,
+    due_splits,
+    eval_interval,
+    initial_state,
+    make_evaluator,
+    prepare,
+    start_runtime,
+)
+
+log = logging.getLogger("jax_mlp")
+
+
+def checkpoints_dir(cfg: config.Config, out_dir: Path) -> Path:
+    """Where the run's checkpoints are (``RUN_DIR/checkpoints``) or, with ``trainer.resume=PATH``,
+    where it resumes from (PATH, or PATH/checkpoints when PATH is a run folder)."""
+    resume = cfg.trainer.resume
+    if isinstance(resume, str):
+        path = Path(resume).expanduser()
+        return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    return Path(out_dir) / "checkpoints"
+
+
+def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: train.TrainState) -> None:
+    """Starts an asynchronous save of `state` and says so in the log."""
+    checkpointer.save(state)
+    log.info("checkpoint at step %d", step)
+
+
+def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -> Outcome:
+    """Trains the run `cfg` describes and writes its outputs into `out_dir` (see `RunOutputs`),
+    showing a progress bar on `progress` when given.
+
+    With ``trainer.checkpoint_every`` it saves Orbax checkpoints on the way and at the end; with
+    ``trainer.resume`` it first restores the newest readable one and trains the remaining steps.
+
+    Returns:
+      The `Outcome`; its objective is the final validation loss (the training loss when there is
+      no validation split), or inf when training diverged.
+    """
+    t, d = cfg.trainer, cfg.distributed
+    devices.start_distributed(d.enabled, d.coordinator_address, d.num_processes, d.process_id)
+    start_runtime(t)
+    problem = prepare(cfg)
+    state, first_lr = initial_state(cfg, problem)
+    checkpointer = None
+    if t.checkpoint_every is not None or t.resume is not False:
+        if isinstance(t.resume, str) and not checkpoints_dir(cfg, out_dir).is_dir():
+            raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
+        checkpointer = checkpoint.Checkpointer(checkpoints_dir(cfg, out_dir), t.keep_checkpoints)
+    resume_step = None
+    if t.resume is not False:
+        state = checkpointer.restore(state)
+        resume_step = int(state.step)
+        log.info("resuming from step %d of %s", resume_step, checkpointer.directory)
+        if isinstance(t.resume, str):  # later checkpoints go to this run's own folder
+            checkpointer.close()
+            checkpointer = checkpoint.Checkpointer(Path(out_dir) / "checkpoints", t.keep_checkpoints)
+    x, y = device_split(problem.data.train, problem)
+    batch_sharding = problem.task.batch_sharding
+    everywhere = None if batch_sharding is None else devices.replicated(batch_sharding)
+    if batch_sharding is not None:  # params replicated; the full batch split over the devices too
+        state = devices.place(state, everywhere)
+        x, y = devices.place((x, y), batch_sharding if problem.task.full_batch else everywhere)
+    evaluate = make_evaluator(problem, {"train": (x, y)}, everywhere)
+    eval_every = eval_interval(cfg, problem)
+    outputs = RunOutputs(cfg, problem, out_dir, resume_step)
+    log.info(describe_run(problem, cfg))
+
+    task = problem.task
+    bar = None if progress is None else Progress(
+        progress, problem.total_steps, int(state.step), task.num_train if task.full_batch else task.batch_size,
+        None if task.full_batch else task.steps_per_epoch)
+
+    def on_log(step: int, point: train.LogPoint, state: train.TrainState) -> None:
+        evaluations = {name: evaluate(state.params, name) for name in due_splits(problem, step, eval_every)}
+        outputs.record(step, train.shortest_float(point.loss), train.shortest_float(point.lr),
+                       bool(point.finite), evaluations)
+        if bar is not None:
+            bar.update(step, float(point.loss), float(point.lr))
+
+    if resume_step is None:
+        initial = evaluate(state.params, "train")
+        on_log(0, train.LogPoint(np.asarray(initial["loss"]), first_lr, np.asarray(True)), state)
+    try:
+        with Interrupts() as interrupts, _logs_beside(bar):
+            result = train.fit(state, x, y, problem.task, steps=problem.total_steps - int(state.step),
+                               log_every=t.log_every, eval_every=eval_every, steps_per_call=t.steps_per_call,
+                               on_log=on_log, checkpoint_every=t.checkpoint_every,
+                               on_checkpoint=None if checkpointer is None else functools.partial(
+                                   save_checkpoint, checkpointer),
+                               should_stop=interrupts.arrived)
+        if result.stopped:
+            checkpointer = checkpointer or checkpoint.Checkpointer(Path(out_dir) / "checkpoints",
+                                                                   t.keep_checkpoints)
+            save_checkpoint(checkpointer, int(result.state.step), result.state)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()
+        if bar is not None:
+            bar.close()
+    final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
+    outcome = outputs.finish(result.state.params, int(result.state.step), final,
+                             interrupts.signum if result.stopped else None)
+    if t.plots and outputs.writes:
+        from jax_mlp import plots
+
+        pictures = plots.run_plots(Path(out_dir), fitted_function(problem, result.state.params))
+        log.info("pictures: %s", ", ".join(path.name for path in pictures))
+    return outcome
+
+
+def _logs_beside(bar: Progress | None):
+    """A context in which log lines print above the progress bar (when there is one) instead of
+    breaking it."""
+    if bar is None:
+        return contextlib.nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
+
+
+class Interrupts:
+    """While active, SIGINT and SIGTERM are recorded instead of ending the process, so training
+    can stop at the next span's end, save a checkpoint and write its summary."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def arrived(self) -> bool:
+        return self.signum is not None
+
+    def _record(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._record) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
+    """A finished run's problem (its own config and scaling) and final params.
+
+    Raises:
+      UserError: no such run folder or file.
+    """
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
+    cfg = config.from_saved(json.loads(summary_path.read_text())["config"])
+    start_runtime(cfg.trainer)
+    scaling = Scaling.from_dict(json.loads((run_dir / "scaling.json").read_text()))
+    problem = prepare(cfg, scaling)
+    stored = checkpoint.load_params(run_dir / "params.npz")
+    return problem, [{k: jnp.asarray(v, problem.dtype) for k, v in layer.items()} for layer in stored]
+
+
+def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
+    """Metrics of a finished run's params on one split, with the run's own config and scaling.
+
+    Raises:
+      UserError: no such run folder, split or file.
+    """
+    problem, params = restore_run(run_dir)
+    if split not in problem.data.splits():
+        raise UserError(f"the run has no {split} split; it has {', '.join(problem.data.splits())}")
+    return make_evaluator(problem)(params, split)
+
+
+def fitted_function(problem: Problem, params: model.Params, points: int = 200) -> dict[str, np.ndarray] | None:
+    """For a regression of one input on one output: the training data ``x``, ``y`` (n,) and the
+    network's ``prediction`` on a ``grid`` of `points` over the data's range, in the data's own
+    units (scaling undone). None for any other task."""
+    data = problem.data
+    if data.task == CLASSIFICATION or data.input_size != 1 or data.output_size != 1:
+        return None
+    s = data.scaling
+    unscale_x = (lambda v: v) if s.x_std is None else (lambda v: v * s.x_std[0] + s.x_mean[0])
+    unscale_y = (lambda v: v) if s.y_std is None else (lambda v: v * s.y_std[0] + s.y_mean[0])
+    every_x = np.concatenate([split.x[:, 0] for split in data.splits().values()])
+    grid = np.linspace(every_x.min(), every_x.max(), points)
+    prediction = train.network(problem.task)(params, jax.device_put(np.asarray(grid[:, None], problem.dtype)))
+    return {"x": unscale_x(data.train.x[:, 0]), "y": unscale_y(data.train.y[:, 0]),
+            "grid": unscale_x(grid), "prediction": unscale_y(np.asarray(prediction)[:, 0])}
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    """Draws a finished run's pictures (`jax_mlp.plots.run_plots`), with its learned function
+    when it is a regression of one input on one output; returns their paths."""
+    from jax_mlp import plots
+
+    problem, params = restore_run(run_dir)
+    return plots.run_plots(Path(run_dir), fitted_function(problem, params))

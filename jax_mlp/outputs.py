@@ -1,0 +1,179 @@
+"""A run's folder as it trains: the metric writers a log point goes to, and at the end
+``params.npz`` and ``summary.json``, with the `Outcome` the run reports back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import signal
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+
+from jax_mlp import checkpoint, config, devices, files, model, report
+from jax_mlp.data.dataset import CLASSIFICATION
+from jax_mlp.logging import CsvWriter, JsonlWriter, TensorboardWriter
+from jax_mlp.problems import (
+    Problem,
+)
+
+log = logging.getLogger("jax_mlp")
+
+
+EXIT_DIVERGED = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `execute` reports back: the objective and how the run ended."""
+
+    objective: float
+    status: str  # "completed", "diverged" or "interrupted"
+    message: str = ""
+    exit_code: int = 0
+
+
+class RunOutputs:
+    """One run's folder: ``scaling.json`` at once, ``metrics.jsonl`` a line a log point, and at the
+    end ``params.npz`` and ``summary.json``. Shared by single runs and vmapped sweeps."""
+
+    def __init__(self, cfg: config.Config, problem: Problem, out_dir: Path, resume_step: int | None = None,
+                 verbose: bool = True) -> None:
+        """Starts the folder afresh, or, resuming from `resume_step`, keeps the metrics lines up
+        to that step so that every step appears once. `verbose`: log each record and the end
+        (a vmapped sweep logs its group instead)."""
+        self.cfg, self.problem, self.out_dir, self.verbose = cfg, problem, Path(out_dir), verbose
+        self.started = time.perf_counter()
+        self.diverged_at: int | None = None
+        self.initial_loss = math.nan
+        self.writes = devices.is_writer()  # of a multi-process run, process 0 alone writes
+        self.writers: list[Any] = []
+        if not self.writes:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "scaling.json").write_text(json.dumps(problem.data.scaling.as_dict()) + "\n")
+        loggers = cfg.logger
+        if loggers.jsonl is not None:
+            self.writers.append(self._jsonl(resume_step))
+        if loggers.csv is not None:
+            self.writers.append(CsvWriter(self.out_dir / "metrics.csv", metric_columns(problem), resume_step))
+        if loggers.tensorboard is not None:
+            self.writers.append(TensorboardWriter(self.out_dir / "tensorboard", hparams(cfg), resume_step))
+
+    def _jsonl(self, resume_step: int | None) -> JsonlWriter:
+        """``metrics.jsonl``, resuming: its lines up to `resume_step` kept, the initial loss read."""
+        path = self.out_dir / "metrics.jsonl"
+        if resume_step is not None and path.is_file():
+            kept = [line for line in path.read_text().splitlines(keepends=True)
+                    if line.endswith("\n") and json.loads(line)["step"] <= resume_step]
+            first = json.loads(kept[0]) if kept else {}
+            self.initial_loss = first.get("loss", math.nan) if first.get("step") == 0 else math.nan
+            files.write_atomic(path, "".join(kept).encode())
+        return JsonlWriter(path, truncate=resume_step is None)
+
+    def record(self, step: int, loss: float, lr: float, finite: bool,
+               evaluations: dict[str, dict[str, float]]) -> None:
+        """Writes the log point `step`: the mean training loss since the last one, the learning
+        rate, and each evaluated split's metrics; a first non-finite point marks divergence."""
+        if self.diverged_at is not None:
+            return  # a diverged run of a vmapped group trains on; its record ends where a lone run's does
+        task = self.problem.task
+        epoch = {} if task.full_batch else {"epoch": round(step / task.steps_per_epoch, 6)}
+        record = {"step": step, **epoch, "loss": loss, "lr": lr,
+                  **{f"{split}_{k}": v for split, values in evaluations.items() for k, v in values.items()}}
+        if step == 0:
+            self.initial_loss = loss
+        if not finite:
+            self.diverged_at = step
+        for writer in self.writers:
+            writer.write(record)
+        if self.verbose:
+            log.info(_describe(record))
+
+    def finish(self, params: model.Params, steps: int, final: dict[str, dict[str, float]],
+               signum: int | None = None) -> Outcome:
+        """Writes ``params.npz`` and ``summary.json`` from the final params and every split's
+        metrics; returns the run's `Outcome`. `signum`: the signal that interrupted training."""
+        cfg, data = self.cfg, self.problem.data
+        flat = {f"{split}_{k}": v for split, values in final.items() for k, v in values.items()}
+        diverged = self.diverged_at is not None or not math.isfinite(flat["train_loss"])
+        objective = math.inf if diverged or signum is not None else report.finite_or_inf(
+            flat["val_loss" if data.val is not None else "train_loss"])
+        for writer in self.writers:
+            writer.close({**flat, "objective": objective})
+        steps = steps if self.diverged_at is None else self.diverged_at
+        status = "diverged" if diverged else "interrupted" if signum is not None else "completed"
+        if self.writes:
+            self._write_final(params, steps, status, flat, objective)
+        if signum is not None and not diverged:
+            name = signal.Signals(signum).name
+            return Outcome(objective, status, f"{name} at step {steps}: checkpoint saved; continue with "
+                           f"trainer.resume=true hydra.run.dir={self.out_dir}", 128 + signum)
+        if diverged:
+            return Outcome(objective, "diverged", (
+                f"training diverged at step {self.diverged_at}: the loss is not finite with "
+                f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
+                f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"), EXIT_DIVERGED)
+        if self.verbose:
+            log.info("final metrics:\n%s", textwrap.indent(report.metrics_table(final), "  "))
+            log.info("final loss %.6g, objective %.6g; %s; outputs in %s", flat["train_loss"], objective,
+                     ", ".join(f"{k} {v:.6g}" for k, v in flat.items() if k != "train_loss"), self.out_dir)
+        return Outcome(objective, "completed")
+
+    def _write_final(self, params: model.Params, steps: int, status: str, flat: dict[str, float],
+                     objective: float) -> None:
+        """``params.npz`` and ``summary.json``."""
+        cfg, data, task = self.cfg, self.problem.data, self.problem.task
+        checkpoint.save_params(self.out_dir / "params.npz", params)
+        report.write_summary(self.out_dir / "summary.json", {
+            "status": status,
+            "steps": steps,
+            "epochs": round(steps / task.steps_per_epoch, 6),
+            "initial_loss": self.initial_loss,
+            **flat,
+            "objective": objective,
+            "lr": cfg.optimizer.lr,
+            "task": data.task,
+            "loss": task.loss,
+            "samples": {name: len(split) for name, split in data.splits().items()},
+            "classes": list(data.class_names),
+            "dtype": jnp.dtype(self.problem.dtype).name,
+            "precision": cfg.trainer.precision,
+            "wall_seconds": time.perf_counter() - self.started,
+            **devices.describe(),
+            "config": dataclasses.asdict(cfg),
+        })
+
+
+def metric_columns(problem: Problem) -> list[str]:
+    """The columns of a run's metrics table: step (and epoch), loss, lr, then each evaluated
+    split's metrics."""
+    data, task = problem.data, problem.task
+    names = ("loss", "accuracy") if data.task == CLASSIFICATION else ("loss", "rmse", "mae", "r2")
+    splits = [split for split in ("val", "test") if getattr(data, split) is not None]
+    return ["step", *(["epoch"] if not task.full_batch else []), "loss", "lr",
+            *(f"{split}_{name}" for split in splits for name in names)]
+
+
+def hparams(cfg: config.Config) -> dict[str, bool | int | float | str]:
+    """The config's model, data, optimizer and trainer values and the seed, flat (``optimizer.lr``),
+    lists and nulls as text: what TensorBoard's hparams view compares runs by."""
+    values = dataclasses.asdict(cfg)
+    flat = {"seed": values["seed"]}
+    for group in ("model", "data", "optimizer", "trainer"):
+        for key, value in values[group].items():
+            if key != "weights":
+                flat[f"{group}.{key}"] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+    return flat
+
+
+def _describe(record: dict[str, Any]) -> str:
+    """A metrics record as one log line: ``step 100 epoch 2 loss 0.1 lr 0.01 val_loss ...``."""
+    return " ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
