@@ -275,6 +275,8 @@ def sklearn_mlp(s: Setup) -> Contender | None:
     return go, s.w.steps / (epochs * per_epoch)
 
 
+CONTENDERS = {"jax_mlp fit": project_fit, "python loop + jit step": python_loop,
+              "hand-written lax.scan": handwritten_scan, "pytorch eager": pytorch_eager, "sklearn sgd": sklearn_mlp}
 MATMUL = "jitted matmul"  # timed in each workload's rounds, not a contender of the table
 
 
@@ -364,9 +366,6 @@ def main(argv: list[str] | None = None) -> int:
         data_parallel_child(args.quick, repeats)
         return 0
 
-    contenders = {"jax_mlp fit": project_fit, "python loop + jit step": python_loop,
-                  "hand-written lax.scan": handwritten_scan, "pytorch eager": pytorch_eager,
-                  "sklearn sgd": sklearn_mlp}
     # Whole processes first, while this one is small: a forked child's peak memory counts the
     # pages it shares with its parent until it execs.
     with tempfile.TemporaryDirectory() as tmp:
@@ -382,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         s = Setup(w)
         samples = w.steps * s.samples_per_step
         flops = 6 * model.num_params(s.task.mlp.sizes) * samples
-        prepared = {name: fn(s) for name, fn in contenders.items() if not any(skip in name for skip in args.skip)}
+        prepared = {name: fn(s) for name, fn in CONTENDERS.items() if not any(skip in name for skip in args.skip)}
         prepared[MATMUL], matmul_flops = matmul()
         times = interleaved({name: c for name, c in prepared.items() if c is not None}, repeats)
         matmul_times = times.pop(MATMUL)

@@ -77,3 +77,24 @@ def test_a_target_whose_contender_did_not_run_is_left_out(bench):
     labels = [t["target"] for t in table]
     assert "note: fit / pytorch eager >=" not in labels and "mlp: fit / pytorch eager >=" in labels
     assert next(t for t in table if t["target"] == "mlp: fit / pytorch eager >=")["met"] is False
+
+
+TINY = {"note": ([], 40), "mlp": (["data=blobs", "data.n=300", "data.features=8", "data.classes=3",
+                                   "data.val_fraction=0", "data.test_fraction=0", "model=mlp", "model.hidden=[16,16]",
+                                   "model.activation=relu", "trainer.batch_size=64", "trainer.steps=null",
+                                   "trainer.epochs=1"], 10)}
+
+
+@pytest.mark.parametrize("workload", sorted(TINY))
+def test_every_contender_trains_a_tiny_workload_of_the_same_shape(bench, workload):
+    overrides, steps = TINY[workload]
+    s = bench.Setup(bench.Workload(workload, overrides, steps, 0.1, 5))
+    prepared = {name: make(s) for name, make in bench.CONTENDERS.items()}
+    if prepared["pytorch eager"] is None:  # torch is an optional extra
+        del prepared["pytorch eager"]
+    times = bench.interleaved(prepared, 2)
+    assert set(times) >= {"jax_mlp fit", "python loop + jit step", "hand-written lax.scan", "sklearn sgd"}
+    assert all(len(t) == (1 if name == "sklearn sgd" else 2) and min(t) > 0 for name, t in times.items())
+    # scikit-learn trains whole epochs (on the full batch a tenth of them): its time is scaled to
+    # the workload's steps: 40 steps against 4 epochs of 1; 10 steps against 2 epochs of 5 batches.
+    assert prepared["sklearn sgd"][1] == {"note": 10.0, "mlp": 1.0}[workload]
