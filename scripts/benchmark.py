@@ -288,58 +288,6 @@ def matmul(n: int = 2048) -> tuple[Contender, float]:
     return (lambda: jax.block_until_ready(f(a)), 1.0), 2.0 * n**3
 
 
-GEMMS = ("xla: the step's GEMMs", "pytorch: the step's GEMMs")  # timed in the rounds, not in the table
-
-
-def step_gemms(s: Setup, reps: int = 10) -> tuple[dict[str, Contender], float]:
-    """The matmuls of one mini-batch step alone, through XLA (one jitted call) and through PyTorch
-    (eager, when installed), ready to time and scaled to the workload's steps; and their FLOPs over
-    the workload. A step's matmuls: for each layer the forward ``h @ w`` and the weight gradient
-    ``h.T @ g``, and below the first layer the input gradient ``g @ w.T``."""
-    sizes, batch = s.task.mlp.sizes, s.batch
-    rng = np.random.default_rng(0)
-    arrays = [(rng.standard_normal((batch, a), np.float32), rng.standard_normal((a, b), np.float32),
-               rng.standard_normal((batch, b), np.float32)) for a, b in zip(sizes[:-1], sizes[1:])]
-
-    def gemms(arrays, t):  # t: transpose, for either library
-        out = []
-        for layer, (h, w, g) in enumerate(arrays):
-            out += [h @ w, t(h) @ g] + ([g @ t(w)] if layer else [])
-        return out
-
-    xla = jax.jit(lambda arrays: gemms(arrays, jnp.transpose))
-    on_device = jax.device_put(arrays)
-    jax.block_until_ready(xla(on_device))
-    scale = s.w.steps / reps
-    prepared = {GEMMS[0]: (lambda: [jax.block_until_ready(xla(on_device)) for _ in range(reps)], scale)}
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        tensors = [tuple(map(torch.from_numpy, layer)) for layer in arrays]
-        prepared[GEMMS[1]] = (lambda: [gemms(tensors, torch.t) for _ in range(reps)], scale)
-        prepared[GEMMS[1]][0]()
-    per_step = sum(2 * batch * a * b * (3 if layer else 2)
-                   for layer, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])))
-    return prepared, per_step * s.w.steps
-
-
-def gemm_figures(times: dict[str, list[float]], flops: float) -> dict[str, float]:
-    """The step's GEMMs alone in GFLOP/s by library, and (paired) how long each library's training
-    takes against its own GEMMs alone."""
-    xla = times.pop(GEMMS[0])
-    figures = {"xla_gflops": flops / min(xla) / 1e9,
-               "fit_over_xla_gemms": paired_ratio(times["jax_mlp fit"], xla)}
-    torch = times.pop(GEMMS[1], None)
-    if torch is not None:
-        figures.update({"pytorch_gflops": flops / min(torch) / 1e9,
-                        "pytorch_gemms_over_xla_gemms": paired_ratio(xla, torch)})
-        if "pytorch eager" in times:
-            figures["pytorch_eager_over_its_gemms"] = paired_ratio(times["pytorch eager"], torch)
-    return figures
-
-
 def whole_process(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     """(wall seconds, peak resident KB) of a command run as its own process."""
     started = time.perf_counter()
@@ -435,10 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         flops = 6 * model.num_params(s.task.mlp.sizes) * samples
         prepared = {name: fn(s) for name, fn in CONTENDERS.items() if not any(skip in name for skip in args.skip)}
         prepared[MATMUL], matmul_flops = matmul()
-        gemm_prepared, gemm_flops = step_gemms(s) if s.batch is not None else ({}, 0.0)
-        times = interleaved({name: c for name, c in {**prepared, **gemm_prepared}.items() if c is not None},
-                            repeats)
-        gemms = gemm_figures(times, gemm_flops) if gemm_prepared else None
+        times = interleaved({name: c for name, c in prepared.items() if c is not None}, repeats)
         matmul_times = times.pop(MATMUL)
         peak = matmul_flops / min(matmul_times) / 1e9  # this machine's rate during these rounds
         results["matmul_gflops"] = max(results["matmul_gflops"], peak)
@@ -453,11 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "batch": s.samples_per_step, "rows": rows,
                                         "matmul_gflops": peak,
                                         "fraction_of_matmul_rate": rows["jax_mlp fit"]["gflops"] / peak,
-                                        "fraction_of_matmul_rate_paired": fraction,
-                                        **({"step_gemms": gemms} if gemms else {})}
+                                        "fraction_of_matmul_rate_paired": fraction}
         print_table(w, s, rows, peak, fraction)
-        if gemms:
-            print_gemms(gemms)
     st = results["startup"]
     print(f"\njitted float32 matmul (2048^3), best of the rounds: {results['matmul_gflops']:.1f} GFLOP/s")
     print(f"default command: {st['default_run_s']:.2f} s, `import jax, optax, hydra`: {st['import_s']:.2f} s "
@@ -489,17 +431,6 @@ def print_table(w: Workload, s: Setup, rows: dict, peak: float, fraction: float)
               f"| {r['speed_vs_jax_mlp_paired']:.3f} |")
     print(f"jax_mlp fit reaches {rows['jax_mlp fit']['gflops'] / peak:.2f} of the jitted matmul rate "
           f"({peak:.1f} GFLOP/s, best of the same rounds; {fraction:.2f} as the median of paired rounds)")
-
-
-def print_gemms(g: dict[str, float]) -> None:
-    line = f"the step's matmuls alone: XLA {g['xla_gflops']:.1f} GFLOP/s"
-    if "pytorch_gflops" in g:
-        line += (f", PyTorch {g['pytorch_gflops']:.1f} (PyTorch's over XLA's, paired: "
-                 f"{g['pytorch_gemms_over_xla_gemms']:.2f})")
-    line += f"; fit takes {g['fit_over_xla_gemms']:.2f} times as long as XLA's matmuls alone"
-    if "pytorch_eager_over_its_gemms" in g:
-        line += f", PyTorch eager {g['pytorch_eager_over_its_gemms']:.2f} times as long as its own"
-    print(line)
 
 
 # The speed targets of issue #4: (workload, the contender jax_mlp is compared with, or None for
