@@ -429,8 +429,8 @@ def print_table(w: Workload, s: Setup, rows: dict, peak: float, fraction: float)
     for name, r in rows.items():
         print(f"| {name} | {r[key]:,.0f} | {r['gflops']:.2f} | {r['speed_vs_jax_mlp']:.3f} "
               f"| {r['speed_vs_jax_mlp_paired']:.3f} |")
-    print(f"jax_mlp fit reaches {rows['jax_mlp fit']['gflops'] / peak:.2f} of the jitted matmul rate "
-          f"({peak:.1f} GFLOP/s, best of the same rounds; {fraction:.2f} as the median of paired rounds)")
+    print(f"jax_mlp fit reaches {rows['jax_mlp fit']['gflops'] / peak:.2g} of the jitted matmul rate "
+          f"({peak:.1f} GFLOP/s, best of the same rounds; {fraction:.2g} as the median of paired rounds)")
 
 
 # The speed targets of issue #4: (workload, the contender jax_mlp is compared with, or None for
