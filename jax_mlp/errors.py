@@ -1,4 +1,9 @@
-"""The project's one exception type for mistakes a user can fix."""
+"""The project's one exception type for mistakes a user can fix, and the exit statuses a run
+ends with."""
+
+EXIT_USER_ERROR = 2  # a UserError: one line on stderr
+EXIT_DIVERGED = 3  # a single run whose loss stopped being finite
+# A run stopped by a signal exits with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
 
 
 class UserError(Exception):

@@ -19,15 +19,11 @@ import jax.numpy as jnp
 
 from jax_mlp import checkpoint, config, devices, files, model, report
 from jax_mlp.data.dataset import CLASSIFICATION
+from jax_mlp.errors import EXIT_DIVERGED
 from jax_mlp.logging import CsvWriter, JsonlWriter, TensorboardWriter
-from jax_mlp.problems import (
-    Problem,
-)
+from jax_mlp.problems import Problem
 
 log = logging.getLogger("jax_mlp")
-
-
-EXIT_DIVERGED = 3
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,9 @@ def initial_state(cfg: config.Config, problem: Problem) -> tuple[train.TrainStat
     return initial_state_fn(cfg, problem)(np.uint32(cfg.seed), config.optimizer_hyperparams(cfg.optimizer))
 
 
-def initial_state_fn(cfg: config.Config, problem: Problem):
+def initial_state_fn(
+    cfg: config.Config, problem: Problem
+) -> Callable[[jax.Array, dict[str, jax.Array]], tuple[train.TrainState, jax.Array]]:
     """``(seed, hyperparams) -> (state, first learning rate)`` for runs shaped like `cfg`: the
     model's explicit weights or initializer are fixed, the seed and hyperparameters are inputs
     (so `jax_mlp.sweep` can vmap over them)."""

@@ -22,14 +22,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from jax_mlp import config, devices, hydra_mode, report
-from jax_mlp.errors import UserError
+from jax_mlp.errors import EXIT_USER_ERROR, UserError
 from jax_mlp.jobs import execute
 from jax_mlp.logging import progress_wanted
 
 log = logging.getLogger("jax_mlp")
-
-
-EXIT_USER_ERROR = 2
 
 
 def run(cfg: DictConfig) -> float:
