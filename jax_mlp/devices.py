@@ -68,6 +68,12 @@ def select_platform(name: str) -> None:
     jax.config.update("jax_default_device", device)
 
 
+def default_platform() -> str | None:
+    """The platform `select_platform` chose, or None for JAX's own default."""
+    default = jax.config.jax_default_device
+    return None if default is None else default.platform
+
+
 def distributed_wanted(enabled: bool | str, environ: Mapping[str, str]) -> bool:
     """Whether to start JAX's multi-process runtime: always (True), never (False), or (``auto``)
     when SLURM runs this process as one of several tasks or ``JAX_COORDINATOR_ADDRESS`` is set."""
@@ -132,8 +138,7 @@ def data_parallel_sharding(batch_size: int | None, num_train: int):
     """
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    default = jax.config.jax_default_device
-    every = jax.devices(None if default is None else default.platform)
+    every = jax.devices(default_platform())
     full_batch = batch_size is None or batch_size >= num_train
     size = num_train if full_batch else batch_size
     if size % len(every):
@@ -152,8 +157,7 @@ def replicated(sharding):
 
 def describe() -> dict[str, Any]:
     """The platform, devices and JAX version, for `summary.json`."""
-    default = jax.config.jax_default_device
-    devices = jax.devices(default.platform) if default is not None else jax.devices()
+    devices = jax.devices(default_platform())
     return {
         "platform": devices[0].platform,
         "device_kind": devices[0].device_kind,

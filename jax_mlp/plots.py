@@ -10,6 +10,7 @@ second).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections import defaultdict
@@ -21,7 +22,8 @@ import numpy as np
 from jax_mlp.errors import UserError
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # headless: files only, no window
@@ -38,7 +40,8 @@ def _records(run_dir: Path) -> list[dict[str, Any]]:
     if table.is_file():
         import csv
 
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(table.open())]
+        rows = csv.DictReader(io.StringIO(table.read_text()))
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in rows]
     raise UserError(f"{run_dir} has neither metrics.jsonl nor metrics.csv to plot")
 
 
@@ -53,7 +56,7 @@ def run_plots(run_dir: Path, fitted: dict[str, np.ndarray] | None = None) -> lis
     `fitted`: for ``fit.png``, the training inputs ``x`` and targets ``y`` (n,) and the learned
     function on a ``grid`` (m,) as ``prediction`` (m,), in the data's own units.
     """
-    plt = _pyplot()
+    plt = pyplot()
     run_dir = Path(run_dir)
     records = _records(run_dir)
     written = []
@@ -68,7 +71,7 @@ def run_plots(run_dir: Path, fitted: dict[str, np.ndarray] | None = None) -> lis
         axes.set_yscale("log")
     axes.set(xlabel="step", ylabel="loss", title=f"loss: {run_dir.name}")
     axes.legend()
-    written.append(_save(figure, run_dir / "loss.png"))
+    written.append(save(figure, run_dir / "loss.png"))
     accuracy = {split: [(r["step"], r[f"{split}_accuracy"]) for r in records if f"{split}_accuracy" in r]
                 for split in ("val", "test")}
     if any(accuracy.values()):
@@ -78,7 +81,7 @@ def run_plots(run_dir: Path, fitted: dict[str, np.ndarray] | None = None) -> lis
                 axes.plot(*zip(*points), marker="o", label={"val": "validation", "test": "test"}[split])
         axes.set(xlabel="step", ylabel="accuracy", ylim=(0, 1.02), title=f"accuracy: {run_dir.name}")
         axes.legend(loc="lower right")
-        written.append(_save(figure, run_dir / "metrics.png"))
+        written.append(save(figure, run_dir / "metrics.png"))
     if fitted is not None:
         figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
         axes.scatter(fitted["x"], fitted["y"], s=10, color="black", alpha=0.4, label="training data", zorder=3)
@@ -86,14 +89,15 @@ def run_plots(run_dir: Path, fitted: dict[str, np.ndarray] | None = None) -> lis
                   zorder=4)
         axes.set(xlabel="x", ylabel="y", title=f"fit: {run_dir.name}")
         axes.legend()
-        written.append(_save(figure, run_dir / "fit.png"))
+        written.append(save(figure, run_dir / "fit.png"))
     return written
 
 
-def _save(figure, path: Path) -> Path:
+def save(figure, path: Path) -> Path:
+    """Writes `figure` to `path` (layout tightened) and closes it; returns `path`."""
     figure.tight_layout()
     figure.savefig(path)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return path
 
 
@@ -118,7 +122,7 @@ def sweep_plot(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path | None:
     swept = {key: values for key, values in swept.items() if len(values) > 1}
     if not swept:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes_row = plt.subplots(1, len(swept), figsize=(5 * len(swept), 4), dpi=100, squeeze=False)
     for axes, (key, by_value) in zip(axes_row[0], sorted(swept.items())):
         xs = sorted(by_value)
@@ -132,4 +136,4 @@ def sweep_plot(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path | None:
             axes.set_yscale("log")
         axes.set(xlabel=key, ylabel="objective", title=f"objective against {key}")
         axes.legend()
-    return _save(figure, Path(sweep_dir) / "sweep.png")
+    return save(figure, Path(sweep_dir) / "sweep.png")

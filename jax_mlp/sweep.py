@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_mlp import config, train
+from jax_mlp import config, devices, train
 from jax_mlp.data import Split
 from jax_mlp.errors import UserError
 from jax_mlp.outputs import Outcome, RunOutputs
@@ -76,8 +76,7 @@ def _stack(trees: list) -> object:
 
 def _run_sharding() -> NamedSharding | None:
     """A sharding of the leading (run) axis over the local devices, when there are several."""
-    default = jax.config.jax_default_device
-    local = jax.local_devices(backend=None if default is None else default.platform)
+    local = jax.local_devices(backend=devices.default_platform())
     if len(local) < 2:
         return None
     return NamedSharding(Mesh(np.asarray(local), ("runs",)), PartitionSpec("runs"))
@@ -94,10 +93,10 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     t = cfgs[0].trainer
     if t.data_parallel:
         raise UserError("trainer.data_parallel is for single runs; the vmap sweeper shards its "
-                            "run axis over the devices instead")
+                        "run axis over the devices instead")
     if t.checkpoint_every is not None or t.resume is not False:
         raise UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
-                            "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
+                        "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
     start_runtime(t)
     # Creating a file takes up to a millisecond on some file systems: threads start the runs'
     # folders while the group compiles, and write their final files side by side.

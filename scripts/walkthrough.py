@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import jax
 
@@ -132,9 +133,9 @@ def draw(params: model.Params, x: jax.Array, result: dict, path: str) -> None:
     """The network as a picture: each unit with its values on the three samples and, for the
     hidden and output units, its bias and the bias's gradient; each weight with its value and its
     gradient (blue: the gradient is positive, so SGD lowers the weight; red: it raises it)."""
-    from jax_mlp.plots import _pyplot
+    from jax_mlp import plots
 
-    plt = _pyplot()
+    plt = plots.pyplot()
     sizes = [x.shape[1], *(p["b"].shape[0] for p in params)]
     place = {(layer, unit): (3.2 * layer, (size - 1) / 2 - unit * 1.6)
              for layer, size in enumerate(sizes) for unit in range(size)}
@@ -162,9 +163,7 @@ def draw(params: model.Params, x: jax.Array, result: dict, path: str) -> None:
     axes.set_ylim(-2.6, 1.6)
     axes.set_aspect("equal")
     axes.axis("off")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    plots.save(figure, Path(path))
 
 
 def main(argv: list[str] | None = None) -> int:
