@@ -109,7 +109,7 @@ def _number(text: str) -> float | None:
 
 
 def sweep_plot(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path | None:
-    """Writes ``sweep.png``: for each swept key with numeric values (but ``seed``), the mean
+    """Writes ``sweep.png``: for each swept key with finite numeric values (but ``seed``), the mean
     objective of the jobs at each value, their min-max range shaded (over seeds and the other
     keys). `rows`: the sweep summary's rows. Returns the path, or None when nothing was swept."""
     swept: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -117,7 +117,8 @@ def sweep_plot(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path | None:
         for override in row["overrides"].split():
             key, _, value = override.partition("=")
             number = _number(value)
-            if number is not None and key != "seed" and math.isfinite(row["objective"]):
+            if (number is not None and math.isfinite(number) and key != "seed"
+                    and math.isfinite(row["objective"])):
                 swept[key][number].append(row["objective"])
     swept = {key: values for key, values in swept.items() if len(values) > 1}
     if not swept:
@@ -130,7 +131,7 @@ def sweep_plot(sweep_dir: Path, rows: list[dict[str, Any]]) -> Path | None:
         axes.fill_between(xs, [min(by_value[x]) for x in xs], [max(by_value[x]) for x in xs], alpha=0.3,
                           label="range over the other jobs")
         axes.plot(xs, mean, marker="o", label="mean objective")
-        if min(xs) > 0 and max(xs) / min(xs) > 30:
+        if _log_scale_helps(xs):
             axes.set_xscale("log")
         if _log_scale_helps([v for x in xs for v in by_value[x]]):
             axes.set_yscale("log")

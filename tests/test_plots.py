@@ -54,3 +54,28 @@ def test_plot_py_refuses_a_folder_with_nothing_to_draw(tmp_path, run_script):
     assert result.returncode == 2
     assert result.stderr.strip() == (f"jax_mlp: error: {tmp_path} is neither a run folder (summary.json) nor a "
                                      "sweep folder (job folders)")
+
+
+def _sweep_axes(monkeypatch, tmp_path, rows):
+    from jax_mlp import plots
+
+    figures = []
+
+    def keep(figure, path):
+        figures.append(figure)
+        return path
+
+    monkeypatch.setattr(plots, "save", keep)
+    assert plots.sweep_plot(tmp_path, rows) == tmp_path / "sweep.png"
+    return figures[0].axes
+
+
+def test_the_sweep_plot_draws_each_swept_key_on_log_axes_where_values_span_decades(monkeypatch, tmp_path):
+    rows = [{"overrides": f"optimizer.lr={lr} trainer.steps={steps} seed={seed}", "objective": objective}
+            for lr, steps, objective in [(0.001, 10, 5.0), (0.1, 20, 0.01), (1.0, 30, 0.02), ("inf", 40, 3.0)]
+            for seed in (0, 1)]
+    axes = _sweep_axes(monkeypatch, tmp_path, rows)
+    assert [a.get_xlabel() for a in axes] == ["optimizer.lr", "trainer.steps"]
+    assert [(a.get_xscale(), a.get_yscale()) for a in axes] == [("log", "log"), ("linear", "log")]
+    lr_line = axes[0].get_lines()[0]
+    assert list(lr_line.get_xdata()) == [0.001, 0.1, 1.0]  # the infinite learning rate is not drawn
