@@ -37,19 +37,32 @@ def test_paired_ratio_cancels_a_drift_that_best_over_best_keeps(bench):
     assert bench.paired_ratio([5.0], [1.0, 2.0, 3.0]) == 5.0  # a contender timed in one round only
 
 
+def test_quartiles_give_the_spread_of_a_paired_ratio_over_its_rounds(bench):
+    assert bench.quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0)
+    assert bench.quartiles([4.0, 1.0, 3.0, 2.0]) == (1.75, 3.25)  # unsorted rounds; between two rounds
+    assert bench.quartiles([1.2]) == (1.2, 1.2)  # one round (--quick)
+
+
+def row(speed_best: float, speed_paired: float) -> dict:
+    """A contender's row: its speed relative to jax_mlp, the paired figure the median of 3 rounds."""
+    return {"speed_vs_jax_mlp": speed_best, "speed_vs_jax_mlp_paired": speed_paired,
+            "speed_vs_jax_mlp_rounds": [speed_paired / 2, speed_paired, speed_paired * 2]}
+
+
 def results_with(torch_paired: float, torch_best: float, skip_torch_on_note: bool = False) -> dict:
     def rows(torch: bool) -> dict:
-        rows = {"jax_mlp fit": {"speed_vs_jax_mlp": 1.0, "speed_vs_jax_mlp_paired": 1.0},
-                "hand-written lax.scan": {"speed_vs_jax_mlp": 0.5, "speed_vs_jax_mlp_paired": 0.4}}
+        rows = {"jax_mlp fit": row(1.0, 1.0), "hand-written lax.scan": row(0.5, 0.4)}
         if torch:
-            rows["pytorch eager"] = {"speed_vs_jax_mlp": 1 / torch_best, "speed_vs_jax_mlp_paired": 1 / torch_paired}
+            rows["pytorch eager"] = row(1 / torch_best, 1 / torch_paired)
         return rows
 
     return {"workloads": {
         "note": {"rows": rows(not skip_torch_on_note), "fraction_of_matmul_rate": 0.001,
-                 "fraction_of_matmul_rate_paired": 0.002},
-        "mlp": {"rows": rows(True), "fraction_of_matmul_rate": 0.9, "fraction_of_matmul_rate_paired": 0.7}},
-        "startup": {"default_over_import": 1.6, "default_over_import_paired": 1.4},
+                 "fraction_of_matmul_rate_paired": 0.002, "fraction_of_matmul_rate_rounds": [0.002]},
+        "mlp": {"rows": rows(True), "fraction_of_matmul_rate": 0.9, "fraction_of_matmul_rate_paired": 0.7,
+                "fraction_of_matmul_rate_rounds": [0.6, 0.7, 0.8]}},
+        "startup": {"default_over_import": 1.6, "default_over_import_paired": 1.4,
+                    "default_over_import_rounds": [1.3, 1.4, 1.6]},
         "peak_rss_mb_60000x784": 840.0}
 
 
@@ -61,14 +74,18 @@ def test_the_target_table_reads_each_target_and_judges_it_on_the_paired_figure(b
         "default command / `import jax, optax, hydra` <=", "peak resident MB, 60000 x 784 run <"]
     scan = table["mlp: fit / hand-written lax.scan >="]
     assert (scan["best_rounds"], scan["paired_rounds"], scan["bound"], scan["met"]) == (2.0, 2.5, 0.9, True)
+    # the scan's speed 0.2, 0.4, 0.8 of ours in its rounds: fit / scan 5, 2.5, 1.25
+    assert scan["paired_quartiles"] == pytest.approx((1.875, 3.75))
     torch = table["mlp: fit / pytorch eager >="]
     assert torch["best_rounds"] == pytest.approx(1.05) and torch["paired_rounds"] == pytest.approx(1.12)
     assert torch["met"] is True
     assert table["note: fit / pytorch eager >="]["met"] is False  # 1.12, not 100
     matmul = table["mlp: fit / jitted matmul rate >="]
     assert (matmul["best_rounds"], matmul["paired_rounds"], matmul["met"]) == (0.9, 0.7, False)
+    assert matmul["paired_quartiles"] == pytest.approx((0.65, 0.75))
     command = table["default command / `import jax, optax, hydra` <="]
     assert (command["best_rounds"], command["paired_rounds"], command["met"]) == (1.6, 1.4, True)
+    assert command["paired_quartiles"] == pytest.approx((1.35, 1.5))
     assert table["peak resident MB, 60000 x 784 run <"]["met"] is True
 
 
