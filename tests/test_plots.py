@@ -67,6 +67,7 @@ def _sweep_axes(monkeypatch, tmp_path, rows):
 
     monkeypatch.setattr(plots, "save", keep)
     assert plots.sweep_plot(tmp_path, rows) == tmp_path / "sweep.png"
+    plots.pyplot().close(figures[0])  # as save would; its axes stay readable
     return figures[0].axes
 
 
