@@ -21,9 +21,10 @@ FLOPs: 6 x params x samples (a multiply-add is two FLOPs; forward one matmul, ba
 Beside the table it reports the jitted float32 matmul rate of this machine, the wall time of the
 default command against `import jax, optax, hydra`, the persistent compilation cache at work
 (a second identical run compiles nothing), the peak resident memory of the 60000 x 784 run, and
-the MLP workload with `trainer.data_parallel=true` over four devices against one (a child process
-with four virtual CPU devices on a CPU machine). The workloads run on JAX's default platform: a
-GPU or TPU when JAX finds one.
+the MLP workload with `trainer.data_parallel=true` over all devices against one (a child process
+with four virtual CPU devices when JAX has one device). The workloads run on JAX's default
+platform, a GPU or TPU when JAX finds one; PyTorch then trains on CUDA (with TF32 matmuls, JAX's
+default there) or is left out.
 """
 
 from __future__ import annotations
@@ -226,29 +227,47 @@ def handwritten_scan(s: Setup) -> Contender:
     return (lambda: jax.block_until_ready(run_all(s.state().params, key))), 1.0
 
 
+def torch_device(jax_platform: str, cuda_available: bool) -> str | None:
+    """Where PyTorch trains beside JAX on `jax_platform`: the same kind of device, or None when
+    PyTorch has none of that kind (a GPU run against PyTorch on the CPU would compare machines)."""
+    if jax_platform == "cpu":
+        return "cpu"
+    if jax_platform == "gpu" and cuda_available:
+        return "cuda"
+    return None
+
+
 def pytorch_eager(s: Setup) -> Contender | None:
-    """PyTorch eager with `torch.optim.SGD`; on the full batch it times a tenth of the steps."""
+    """PyTorch eager with `torch.optim.SGD`, data on the same kind of device as JAX's, placed there
+    once; on the full batch it times a tenth of the steps. On a GPU it lets float32 matmuls use
+    TF32, as JAX does by default there."""
     try:
         import torch
     except ImportError:
         return None
+    device = torch_device(jax.devices()[0].platform, torch.cuda.is_available())
+    if device is None:
+        print(f"pytorch eager skipped: no PyTorch device of JAX's kind ({jax.devices()[0].platform})")
+        return None
+    if device == "cuda":
+        torch.set_float32_matmul_precision("high")
     sizes = s.task.mlp.sizes
     act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[s.task.mlp.activation]
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers += [torch.nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
-    x = torch.from_numpy(s.x_host)
-    y = torch.from_numpy(s.y_host.astype(np.int64) if s.classify else s.y_host.astype(np.float32))
+    x = torch.from_numpy(s.x_host).to(device)
+    y = torch.from_numpy(s.y_host.astype(np.int64) if s.classify else s.y_host.astype(np.float32)).to(device)
     loss_fn = torch.nn.CrossEntropyLoss() if s.classify else torch.nn.MSELoss()
     batch = s.batch or len(x)
     steps = s.w.steps if s.batch else max(s.w.steps // 10, 1)
 
     def go(steps: int = steps):
-        net = torch.nn.Sequential(*layers)
+        net = torch.nn.Sequential(*layers).to(device)
         opt = torch.optim.SGD(net.parameters(), lr=s.w.lr)
         done = 0
         while done < steps:
-            order = torch.randperm(len(x))
+            order = torch.randperm(len(x), device=device)
             for start in range(0, len(x), batch):
                 if done == steps:
                     break
@@ -257,6 +276,8 @@ def pytorch_eager(s: Setup) -> Contender | None:
                 loss_fn(net(x[index]), y[index]).backward()
                 opt.step()
                 done += 1
+        if device == "cuda":
+            torch.cuda.synchronize()  # its kernels run asynchronously, like JAX's
 
     go(10)  # PyTorch's first calls pay for lazy set-up
     return go, s.w.steps / steps
@@ -337,12 +358,20 @@ def startup(tmp: Path, repeats: int) -> dict:
 DATA_PARALLEL_DEVICES = 4
 
 
+def data_parallel_env(environ: dict[str, str], local_devices: int) -> dict[str, str]:
+    """The environment of the data-parallel child: JAX's default devices when there are several,
+    else four virtual CPU devices (on a machine with one GPU too)."""
+    if local_devices > 1:
+        return dict(environ)
+    flags = f"{environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DATA_PARALLEL_DEVICES}"
+    return {**environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
+
+
 def data_parallel(quick: bool) -> dict:
-    """The MLP workload's `fit` on one device against `trainer.data_parallel=true` over four
-    (virtual, when the machine has one CPU device) devices, measured in a child process that has
-    them. On a CPU the four devices share the same cores: the row shows the cost of the sharding,
-    not a speed-up."""
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={DATA_PARALLEL_DEVICES}"}
+    """The MLP workload's `fit` on one device against `trainer.data_parallel=true` over all of
+    them (four virtual CPU devices when JAX has one device), measured in a child process. On a CPU
+    the four devices share the same cores: the row shows the cost of the sharding, not a speed-up."""
+    env = data_parallel_env(dict(os.environ), jax.local_device_count())
     cmd = [sys.executable, __file__, "--data-parallel-child", *(["--quick"] if quick else [])]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if result.returncode != 0:

@@ -96,6 +96,20 @@ def test_a_target_whose_contender_did_not_run_is_left_out(bench):
     assert next(t for t in table if t["target"] == "mlp: fit / pytorch eager >=")["met"] is False
 
 
+@pytest.mark.parametrize(("jax_platform", "cuda", "expected"), [
+    ("cpu", False, "cpu"), ("cpu", True, "cpu"), ("gpu", True, "cuda"), ("gpu", False, None), ("tpu", True, None)])
+def test_pytorch_trains_on_the_kind_of_device_jax_uses_or_not_at_all(bench, jax_platform, cuda, expected):
+    assert bench.torch_device(jax_platform, cuda) == expected
+
+
+def test_the_data_parallel_child_gets_four_cpu_devices_unless_jax_has_several(bench):
+    one = bench.data_parallel_env({"PATH": "/bin", "XLA_FLAGS": "--xla_dump_to=/tmp/d"}, 1)
+    assert one == {"PATH": "/bin", "JAX_PLATFORMS": "cpu",
+                   "XLA_FLAGS": "--xla_dump_to=/tmp/d --xla_force_host_platform_device_count=4"}
+    assert bench.data_parallel_env({"PATH": "/bin"}, 1)["XLA_FLAGS"] == "--xla_force_host_platform_device_count=4"
+    assert bench.data_parallel_env({"PATH": "/bin"}, 8) == {"PATH": "/bin"}  # several GPUs: all of them
+
+
 TINY = {"note": ([], 40), "mlp": (["data=blobs", "data.n=300", "data.features=8", "data.classes=3",
                                    "data.val_fraction=0", "data.test_fraction=0", "model=mlp", "model.hidden=[16,16]",
                                    "model.activation=relu", "trainer.batch_size=64", "trainer.steps=null",
