@@ -66,6 +66,10 @@ class Task:
         axis over the mesh); None on one device.
       compute_dtype: the arithmetic's dtype when it differs from the params' ("bfloat16": the
         forward and backward passes in bf16, params, optimizer state and loss in float32).
+      matmul_precision: the precision of the network's matrix products (forward and backward)
+        as `jax.default_matmul_precision` names it: "float32" computes float32 products in full
+        on every device (JAX's default rounds them to TF32 on recent GPUs and to bfloat16 on
+        TPUs), "tensorfloat32" allows TF32; None leaves JAX's default.
     """
 
     mlp: model.MLP
@@ -75,6 +79,7 @@ class Task:
     batch_size: int | None = None
     batch_sharding: jax.sharding.NamedSharding | None = None
     compute_dtype: str | None = None
+    matmul_precision: str | None = None
 
     @property
     def full_batch(self) -> bool:
@@ -88,18 +93,29 @@ class Task:
 
 def network(task: Task) -> Callable[[model.Params, jax.Array], jax.Array]:
     """The forward pass ``(params, x (b, n_in)) -> outputs (b, n_out)`` in the params' dtype,
-    computed in `task.compute_dtype` when it is set (its gradient reaches the params in theirs)."""
+    computed in `task.compute_dtype` when it is set (its gradient reaches the params in theirs),
+    its matrix products at `task.matmul_precision` (their gradients' products too)."""
     apply = functools.partial(
         model.apply, activation=task.mlp.activation, output_activation=task.mlp.output_activation
     )
-    if task.compute_dtype is None:
+    if task.compute_dtype is not None:
+        apply = _in_dtype(apply, task.compute_dtype)
+    if task.matmul_precision is None:
         return apply
 
-    def apply_in_compute_dtype(params: model.Params, x: jax.Array) -> jax.Array:
-        low = jax.tree_util.tree_map(lambda p: p.astype(task.compute_dtype), params)
-        return apply(low, x.astype(task.compute_dtype)).astype(x.dtype)
+    def apply_at_precision(params: model.Params, x: jax.Array) -> jax.Array:
+        with jax.default_matmul_precision(task.matmul_precision):  # read while tracing
+            return apply(params, x)
 
-    return apply_in_compute_dtype
+    return apply_at_precision
+
+
+def _in_dtype(apply: Callable[[model.Params, jax.Array], jax.Array], dtype: str):
+    def apply_in_dtype(params: model.Params, x: jax.Array) -> jax.Array:
+        low = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
+        return apply(low, x.astype(dtype)).astype(x.dtype)
+
+    return apply_in_dtype
 
 
 def objective(task: Task) -> Callable[..., jax.Array]:

@@ -23,8 +23,8 @@ default command against `import jax, optax, hydra`, the persistent compilation c
 (a second identical run compiles nothing), the peak resident memory of the 60000 x 784 run, and
 the MLP workload with `trainer.data_parallel=true` over all devices against one (a child process
 with four virtual CPU devices when JAX has one device). The workloads run on JAX's default
-platform, a GPU or TPU when JAX finds one; PyTorch then trains on CUDA (with TF32 matmuls, JAX's
-default there) or is left out.
+platform, a GPU or TPU when JAX finds one; PyTorch then trains on CUDA, its matmuls at the same
+precision (full float32 unless `trainer.precision=tensorfloat32`), or is left out.
 """
 
 from __future__ import annotations
@@ -239,8 +239,8 @@ def torch_device(jax_platform: str, cuda_available: bool) -> str | None:
 
 def pytorch_eager(s: Setup) -> Contender | None:
     """PyTorch eager with `torch.optim.SGD`, data on the same kind of device as JAX's, placed there
-    once; on the full batch it times a tenth of the steps. On a GPU it lets float32 matmuls use
-    TF32, as JAX does by default there."""
+    once, its float32 matmuls at the task's precision; on the full batch it times a tenth of the
+    steps."""
     try:
         import torch
     except ImportError:
@@ -249,8 +249,8 @@ def pytorch_eager(s: Setup) -> Contender | None:
     if device is None:
         print(f"pytorch eager skipped: no PyTorch device of JAX's kind ({jax.devices()[0].platform})")
         return None
-    if device == "cuda":
-        torch.set_float32_matmul_precision("high")
+    if device == "cuda":  # "high" allows TF32 on CUDA; "highest" (PyTorch's default) does not
+        torch.set_float32_matmul_precision("high" if s.task.matmul_precision == "tensorfloat32" else "highest")
     sizes = s.task.mlp.sizes
     act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[s.task.mlp.activation]
     layers = []
@@ -315,10 +315,16 @@ CONTENDERS = {"jax_mlp fit": project_fit, "python loop + jit step": python_loop,
 MATMUL = "jitted matmul"  # timed in each workload's rounds, not a contender of the table
 
 
-def matmul(n: int = 2048) -> tuple[Contender, float]:
-    """A jitted float32 (n, n) @ (n, n), ready to time, and its FLOPs (2 n^3)."""
+def matmul(precision: str | None, n: int = 2048) -> tuple[Contender, float]:
+    """A jitted float32 (n, n) @ (n, n) at `precision` (the training's), ready to time, and its
+    FLOPs (2 n^3)."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
+
+    def product(a: jax.Array) -> jax.Array:
+        with jax.default_matmul_precision(precision):
+            return a @ a
+
+    f = jax.jit(product)
     jax.block_until_ready(f(a))
     return (lambda: jax.block_until_ready(f(a)), 1.0), 2.0 * n**3
 
@@ -426,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = w.steps * s.samples_per_step
         flops = 6 * model.num_params(s.task.mlp.sizes) * samples
         prepared = {name: fn(s) for name, fn in CONTENDERS.items() if not any(skip in name for skip in args.skip)}
-        prepared[MATMUL], matmul_flops = matmul()
+        prepared[MATMUL], matmul_flops = matmul(s.task.matmul_precision)
         times = interleaved({name: c for name, c in prepared.items() if c is not None}, repeats)
         matmul_times = times.pop(MATMUL)
         peak = matmul_flops / min(matmul_times) / 1e9  # this machine's rate during these rounds

@@ -79,7 +79,7 @@ def test_momentum_preset():
     (["trainer.log_every=-5"], "trainer.log_every must be a positive integer, got -5"),
     (["trainer.loss=l1"], "trainer.loss must be one of auto, cross_entropy, huber, mae, mse, got 'l1'"),
     (["trainer.x64=true"], "unknown config key 'trainer.x64'"),
-    (["trainer.precision=float16"], "trainer.precision must be one of bfloat16, float32, float64, got 'float16'"),
+    (["trainer.precision=float16"], "trainer.precision must be one of bfloat16, float32, float64, tensorfloat32, got 'float16'"),
     (["model=mlp", "model.width=8"], "model.width and model.depth must be both null or both set, got [8, None]"),
     (["model=mlp", "model.width=0", "model.depth=2"], "model.width must be a positive integer, got 0"),
     (["trainer.platform=quantum"], "trainer.platform must be one of auto, cpu, gpu, tpu, got 'quantum'"),

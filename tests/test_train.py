@@ -158,6 +158,25 @@ def test_float64_run(tmp_path):
     assert load_params(out / "params.npz")[2]["b"][0] == pytest.approx(0.233287, abs=1e-6)
 
 
+@pytest.mark.parametrize(("precision", "expected"), [
+    ("float32", "HIGHEST"),        # true float32 products on a GPU or TPU too, as on a CPU
+    ("float64", "HIGHEST"),
+    ("tensorfloat32", "HIGH"),     # TF32 allowed (JAX's own default on recent GPUs)
+    ("bfloat16", "DEFAULT"),       # bf16 operands: nothing to choose
+])
+def test_every_matmul_of_the_step_has_the_precision_the_config_names(precision, expected):
+    cfg = config.load(config.compose(["trainer.compilation_cache=false", "experiment=moons",
+                                      f"trainer.precision={precision}"]))
+    problem = problems.prepare(cfg)
+    sizes = problem.task.mlp.sizes
+    params = model.init_params(jax.random.key(0), sizes, dtype=jnp.float32)
+    x, y = jnp.zeros((8, sizes[0]), jnp.float32), jnp.zeros((8,), jnp.int32)
+    lowered = jax.jit(jax.value_and_grad(train.objective(problem.task))).lower(params, x, y).as_text()
+    found = re.findall(r"precision = \[(\w+), (\w+)\]", lowered)
+    # three layers: three products forward, five backward (none for the inputs' gradient)
+    assert found == [(expected, expected)] * 8
+
+
 def test_bfloat16_computes_in_bf16_with_float32_params_and_state(tmp_path):
     overrides = ["experiment=sine", "trainer.steps=300", "trainer.precision=bfloat16"]
     cfg = config.load(config.compose(["trainer.compilation_cache=false", *overrides]))
