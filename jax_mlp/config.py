@@ -183,7 +183,7 @@ class TrainerConfig:
     steps_per_call: Optional[int] = None  # most steps one compiled call runs; null: up to a log line
     eval_every: Optional[int] = None  # epochs between validation passes; null: at every log line
     loss: str = "auto"  # auto (mse, or cross-entropy for classification) | mse | mae | huber
-    precision: str = "float32"  # float32 | float64 | bfloat16 | tensorfloat32 (the last two: arithmetic only)
+    precision: str = "float32"  # float32 | float64 | bfloat16 (bf16 arithmetic) | tensorfloat32 (TF32 matmuls)
     platform: str = "auto"  # auto | cpu | gpu | tpu
     data_parallel: bool = False  # split each batch over the devices (of every process), params replicated
     checkpoint_every: Optional[int] = None  # steps between Orbax checkpoints (and one at the end); null: none

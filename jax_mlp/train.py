@@ -110,7 +110,11 @@ def network(task: Task) -> Callable[[model.Params, jax.Array], jax.Array]:
     return apply_at_precision
 
 
-def _in_dtype(apply: Callable[[model.Params, jax.Array], jax.Array], dtype: str):
+def _in_dtype(
+    apply: Callable[[model.Params, jax.Array], jax.Array], dtype: str
+) -> Callable[[model.Params, jax.Array], jax.Array]:
+    """`apply` computed in `dtype`, its output cast back to the inputs' dtype."""
+
     def apply_in_dtype(params: model.Params, x: jax.Array) -> jax.Array:
         low = jax.tree_util.tree_map(lambda p: p.astype(dtype), params)
         return apply(low, x.astype(dtype)).astype(x.dtype)
