@@ -23,7 +23,10 @@ from jax_mlp.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 SCHEMA_PREFIX = "schema"
-PRECISIONS = ("float32", "float64", "bfloat16", "tensorfloat32")
+# trainer.precision -> the precision of the network's matrix products (`train.Task.matmul_precision`):
+# float32 and float64 runs get the products they name on every device, the same numbers as on a CPU.
+MATMUL_PRECISIONS = {"float32": "float32", "float64": "float32", "bfloat16": None, "tensorfloat32": "tensorfloat32"}
+PRECISIONS = tuple(MATMUL_PRECISIONS)
 
 
 @dataclass

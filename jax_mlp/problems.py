@@ -23,10 +23,6 @@ from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
 
-# trainer.precision -> the network's matmul precision (`train.Task.matmul_precision`): float32
-# and float64 runs get the products they name on every device, the same numbers as on a CPU.
-MATMUL_PRECISIONS = {"float32": "float32", "float64": "float32", "bfloat16": None, "tensorfloat32": "tensorfloat32"}
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -77,7 +73,7 @@ def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
     t = cfg.trainer
     compute = "bfloat16" if t.precision == "bfloat16" else None
     shape = train.Task(mlp, loss_name(cfg, data), None, len(data.train), t.batch_size, compute_dtype=compute,
-                       matmul_precision=MATMUL_PRECISIONS[t.precision])
+                       matmul_precision=config.MATMUL_PRECISIONS[t.precision])
     total_steps = t.steps if t.steps is not None else t.epochs * shape.steps_per_epoch
     sharding = devices.data_parallel_sharding(t.batch_size, len(data.train)) if t.data_parallel else None
     task = dataclasses.replace(shape, optimizer=config.optimizer_kind(cfg.optimizer, total_steps),
