@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jax.numpy as jnp
 import optax
 
 from jax_mlp.errors import UserError
@@ -88,7 +87,7 @@ def make_optimizer(
     kind: OptimizerKind,
     hyperparams: Mapping[str, float] | None = None,
     *,
-    dtype: Any = jnp.float32,
+    dtype: Any = None,
 ) -> optax.GradientTransformation:
     """Builds the optimizer `kind` with its hyperparameters injected into its state.
 
@@ -98,7 +97,8 @@ def make_optimizer(
         ...). They become the initial state of `init`; `update` reads them from the state, so a
         transformation built with other values updates identically. Missing ones take the
         defaults in `_DEFAULTS`.
-      dtype: dtype of the injected hyperparameters (that of the params, so updates keep it).
+      dtype: dtype of the injected hyperparameters; None (the default) takes the params', so
+        updates keep their dtype and a float64 run's learning rate is not rounded to float32.
 
     Returns:
       An `optax.GradientTransformation` whose state has a ``hyperparams`` dict of scalars.
