@@ -402,8 +402,10 @@ def check(cfg: Config) -> None:
     check_data(cfg.data)
 
     t = cfg.trainer
-    _require((t.steps is None) != (t.epochs is None), "trainer.steps / trainer.epochs",
-             "set one and the other null", f"steps={t.steps}, epochs={t.epochs}")
+    if t.steps is not None and t.epochs is not None:  # the default steps=1000 meets an epochs override
+        raise UserError(f"trainer.steps={t.steps} and trainer.epochs={t.epochs} are both set; add trainer.steps=null "
+                        f"to train for {t.epochs} epochs, or trainer.epochs=null for {t.steps} steps")
+    _require(t.steps is not None or t.epochs is not None, "trainer.steps or trainer.epochs", "set", "both null")
     _require(t.steps is None or t.steps >= 1, "trainer.steps", "null or a positive integer", t.steps)
     _require(t.epochs is None or t.epochs >= 1, "trainer.epochs", "null or a positive integer", t.epochs)
     _require(t.batch_size is None or t.batch_size >= 1, "trainer.batch_size", "null or a positive integer",

@@ -76,6 +76,9 @@ def test_momentum_preset():
     (["optimizer=adam", "optimizer.b2=1.5"], "optimizer.b2 must be in [0, 1), got 1.5"),
     (["optimizer=adamw", "optimizer.weight_decay=-1"], "optimizer.weight_decay must be a finite number >= 0"),
     (["trainer.steps=0"], "trainer.steps must be null or a positive integer, got 0"),
+    (["trainer.epochs=3"], "trainer.steps=1000 and trainer.epochs=3 are both set; add trainer.steps=null to train "
+                           "for 3 epochs, or trainer.epochs=null for 1000 steps"),
+    (["trainer.steps=null"], "trainer.steps or trainer.epochs must be set, got 'both null'"),
     (["trainer.log_every=-5"], "trainer.log_every must be a positive integer, got -5"),
     (["trainer.loss=l1"], "trainer.loss must be one of auto, cross_entropy, huber, mae, mse, got 'l1'"),
     (["trainer.x64=true"], "unknown config key 'trainer.x64'"),
