@@ -53,11 +53,10 @@ def test_update_reads_the_learning_rate_from_the_state():
     np.testing.assert_allclose(updates["w"], -0.5 * GRADS["w"], rtol=1e-15)
 
 
-
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_hyperparameters_take_the_params_dtype_by_default(dtype):
-    # The training step builds its optimizer without a dtype; with a float32 default a float64
-    # run's learning rate became float32 (0.1 -> 0.10000000149) under Optax 0.2.6.
+    # The training step builds its optimizer without a dtype; with a float32 default, Optax 0.2.6
+    # cast a float64 run's learning rate to float32 in the step (and its loop's carry check failed).
     kind = optim.kind_of("sgd", {})
     tx = optim.make_optimizer(kind, {"learning_rate": 0.1})
     params = {"w": PARAMS["w"].astype(dtype)}
@@ -66,6 +65,7 @@ def test_hyperparameters_take_the_params_dtype_by_default(dtype):
     lr = optim.learning_rate(kind, state)
     assert lr.dtype == dtype
     assert float(lr) == float(np.asarray(0.1, dtype))
+
 
 @pytest.mark.parametrize("name, hyper, reference", [
     ("sgd", {"learning_rate": 0.1, "momentum": 0.9}, optax.sgd(0.1, momentum=0.9)),
