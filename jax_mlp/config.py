@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from jax_mlp import devices, losses, model, optim
 from jax_mlp.errors import UserError
@@ -503,6 +504,8 @@ def describe_error(error: BaseException) -> str:
         parent = getattr(cause, "parent_node", None)
         allowed = sorted(k for k in parent.keys() if k != "hydra") if parent is not None else []
         return f"unknown config key {key!r}; allowed here: {', '.join(map(str, allowed))}"
+    if key and isinstance(cause, MissingMandatoryValue):  # a `???` left in the composed config
+        return f"{key} is not set; give it with {key}=VALUE"
     converted = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", message)
     if key and converted:
         return f"{key} must be {_TYPE_NAMES.get(converted[2], converted[2])}, got {converted[1]!r}"

@@ -67,6 +67,7 @@ def test_an_mlp_from_the_command_line_trains(train_cli):
     (["model.activation=swish"], "model.activation must be one of elu, gelu"),
     (["model=resnet"], "model=resnet is not a config option; choose one of mlp, seed_note"),
     (["data=csv", "data.path=/no/such.csv", "data.target=y"], "data.path: no file at /no/such.csv"),
+    (["data=csv", "data.path=/no/such.csv"], "data.target is not set; give it with data.target=VALUE"),
     (["experiment=iris", "model.output_size=4"], "model.output_size is 4 but data 'iris' has 3"),
     (["trainer.platform=tpu"], "trainer.platform=tpu: no tpu device here; available: cpu (or auto)"),
     (["experiment=sine", "trainer.steps=50"], "optimizer.warmup_steps=100 must be fewer than the run's 50 steps"),

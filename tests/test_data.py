@@ -154,6 +154,7 @@ def _error(*overrides: str) -> str:
 def test_missing_files(tmp_path):
     assert "data.path: no file at" in _error("data=csv", f"data.path={tmp_path}/none.csv", "data.target=y")
     assert "data.path is not set" in _error("data=npz")
+    assert _error("data=csv", f"data.path={tmp_path}/d.csv") == "data.target is not set; give it with data.target=VALUE"
     message = _error("data=mnist", f"data.path={tmp_path}")
     assert "lacks train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" in message
     assert "put the four MNIST or Fashion-MNIST IDX files there" in message
