@@ -60,6 +60,17 @@ def structure_key(cfg: config.Config) -> str:
     return json.dumps(values, sort_keys=True)
 
 
+def check_sweepable(cfg: config.Config) -> None:
+    """Raises `UserError` if the run `cfg` asks for what only a run of its own does."""
+    t = cfg.trainer
+    if t.data_parallel:
+        raise UserError("trainer.data_parallel is for single runs; the vmap sweeper shards its "
+                        "run axis over the devices instead")
+    if t.checkpoint_every is not None or t.resume is not False:
+        raise UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
+                        "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
+
+
 def group_runs(cfgs: Sequence[config.Config], max_batch: int | None = None) -> list[list[int]]:
     """Indices of `cfgs` grouped by `structure_key`, in order of first appearance, each group
     cut into pieces of at most `max_batch` runs."""
@@ -90,14 +101,8 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     """
     if len({structure_key(c) for c in cfgs}) != 1:
         raise ValueError("execute_group takes runs of one structure; split them with group_runs")
-    t = cfgs[0].trainer
-    if t.data_parallel:
-        raise UserError("trainer.data_parallel is for single runs; the vmap sweeper shards its "
-                        "run axis over the devices instead")
-    if t.checkpoint_every is not None or t.resume is not False:
-        raise UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
-                        "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
-    start_runtime(t)
+    check_sweepable(cfgs[0])
+    start_runtime(cfgs[0].trainer)
     # Creating a file takes up to a millisecond on some file systems: threads start the runs'
     # folders while the group compiles, and write their final files side by side.
     with ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="sweep-files") as files:
@@ -209,9 +214,16 @@ def run_slice(tree, index: int):
 
 def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
                 max_batch: int | None = None) -> list[Outcome]:
-    """Trains every run, group by group (see `group_runs`); returns their outcomes in order."""
+    """Trains every run, group by group (see `group_runs`); returns their outcomes in order.
+
+    Raises:
+      UserError: before any training, if a run cannot be swept (`check_sweepable`).
+    """
+    groups = group_runs(cfgs, max_batch)
+    for members in groups:
+        check_sweepable(cfgs[members[0]])
     outcomes: list[Outcome | None] = [None] * len(cfgs)
-    for members in group_runs(cfgs, max_batch):
+    for members in groups:
         for index, outcome in zip(members, execute_group([cfgs[i] for i in members],
                                                          [out_dirs[i] for i in members])):
             outcomes[index] = outcome

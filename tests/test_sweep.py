@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, read_jsonl
 
 from jax_mlp import config, jobs, sweep
+from jax_mlp.errors import UserError
 
 
 def _cfg(*overrides: str) -> config.Config:
@@ -26,6 +27,17 @@ def test_runs_group_by_static_structure():
             _cfg("trainer.steps=10"), _cfg("optimizer.momentum=0.9")]
     assert sweep.group_runs(cfgs) == [[0, 1], [2, 3], [4], [5], [6]]
     assert sweep.group_runs(cfgs[:2] * 3, max_batch=4) == [[0, 1, 2, 3], [4, 5]]
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("trainer.checkpoint_every=100", "trainer.checkpoint_every and trainer.resume are for single runs"),
+    ("trainer.data_parallel=true", "trainer.data_parallel is for single runs"),
+])
+def test_a_run_that_cannot_be_swept_stops_the_sweep_before_any_training(tmp_path, override, expected):
+    cfgs = [_cfg("trainer.steps=10"), _cfg("trainer.steps=10", override)]  # two groups, the bad one last
+    with pytest.raises(UserError, match=expected):
+        sweep.execute_all(cfgs, [tmp_path / "fine", tmp_path / "bad"])
+    assert not (tmp_path / "fine").exists()
 
 
 def _params(folder: Path) -> dict[str, np.ndarray]:
@@ -71,6 +83,7 @@ import json, sys, tempfile
 from pathlib import Path
 import jax, numpy as np
 from jax_mlp import config, jobs, sweep
+from jax_mlp.errors import UserError
 cfgs = [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
         "trainer.steps=200", f"optimizer.lr={lr}", f"seed={s}"])) for lr in (0.05, 0.1, 0.2) for s in (0, 1)]
 out = Path(sys.argv[1])
