@@ -7,8 +7,8 @@ listed once (row ``data=*``).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 
 from omegaconf import OmegaConf
 
@@ -61,5 +61,5 @@ def markdown() -> str:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     print(markdown())
-    sys.exit(0)
