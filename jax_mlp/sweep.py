@@ -71,6 +71,22 @@ def check_sweepable(cfg: config.Config) -> None:
                         "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
 
 
+def check_groups(firsts: Sequence[config.Config]) -> None:
+    """Raises `UserError` if the runs of a group, each group represented by its first run in
+    `firsts`, cannot be swept (`check_sweepable`) or do not fit their data (sizes, loss, explicit
+    weights, warm-up), so that a sweep stops before its first group trains rather than after.
+    With groups of more than one structure, each structure's data are loaded here once more.
+    """
+    for cfg in firsts:
+        check_sweepable(cfg)
+    structures: dict[str, config.Config] = {}
+    for cfg in firsts:
+        structures.setdefault(structure_key(cfg), cfg)
+    if len(structures) > 1:
+        for cfg in structures.values():
+            initial_state_fn(cfg, prepare(cfg))
+
+
 def group_runs(cfgs: Sequence[config.Config], max_batch: int | None = None) -> list[list[int]]:
     """Indices of `cfgs` grouped by `structure_key`, in order of first appearance, each group
     cut into pieces of at most `max_batch` runs."""
@@ -217,11 +233,11 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
     """Trains every run, group by group (see `group_runs`); returns their outcomes in order.
 
     Raises:
-      UserError: before any training, if a run cannot be swept (`check_sweepable`).
+      UserError: before any training, if a group's runs cannot be swept or do not fit their data
+        (`check_groups`).
     """
     groups = group_runs(cfgs, max_batch)
-    for members in groups:
-        check_sweepable(cfgs[members[0]])
+    check_groups([cfgs[members[0]] for members in groups])
     outcomes: list[Outcome | None] = [None] * len(cfgs)
     for members in groups:
         for index, outcome in zip(members, execute_group([cfgs[i] for i in members],

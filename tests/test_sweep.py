@@ -29,12 +29,15 @@ def test_runs_group_by_static_structure():
     assert sweep.group_runs(cfgs[:2] * 3, max_batch=4) == [[0, 1, 2, 3], [4, 5]]
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("trainer.checkpoint_every=100", "trainer.checkpoint_every and trainer.resume are for single runs"),
-    ("trainer.data_parallel=true", "trainer.data_parallel is for single runs"),
+@pytest.mark.parametrize("overrides, expected", [
+    (["trainer.checkpoint_every=100"], "trainer.checkpoint_every and trainer.resume are for single runs"),
+    (["trainer.data_parallel=true"], "trainer.data_parallel is for single runs"),
+    (["model.hidden=[4,4]"], r"model.weights\[0\] has w \[1, 2\] and b \[2\], but the sizes \[1, 4, 4, 1\] need"),
+    (["optimizer.schedule=warmup_cosine", "optimizer.warmup_steps=10"],
+     "optimizer.warmup_steps=10 must be fewer than the run's 10 steps"),
 ])
-def test_a_run_that_cannot_be_swept_stops_the_sweep_before_any_training(tmp_path, override, expected):
-    cfgs = [_cfg("trainer.steps=10"), _cfg("trainer.steps=10", override)]  # two groups, the bad one last
+def test_a_run_that_cannot_be_swept_stops_the_sweep_before_any_training(tmp_path, overrides, expected):
+    cfgs = [_cfg("trainer.steps=10"), _cfg("trainer.steps=10", *overrides)]  # two groups, the bad one last
     with pytest.raises(UserError, match=expected):
         sweep.execute_all(cfgs, [tmp_path / "fine", tmp_path / "bad"])
     assert not (tmp_path / "fine").exists()
