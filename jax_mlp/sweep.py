@@ -72,10 +72,10 @@ def check_sweepable(cfg: config.Config) -> None:
 
 
 def check_groups(firsts: Sequence[config.Config]) -> None:
-    """Raises `UserError` if the runs of a group, each group represented by its first run in
-    `firsts`, cannot be swept (`check_sweepable`) or do not fit their data (sizes, loss, explicit
-    weights, warm-up), so that a sweep stops before its first group trains rather than after.
-    With groups of more than one structure, each structure's data are loaded here once more.
+    """Raises `UserError` before any group trains if a group's runs (each group represented by its
+    first run in `firsts`) cannot be swept (`check_sweepable`), ask for a platform that is not here,
+    or do not fit their data (sizes, loss, explicit weights, warm-up). With more than one structure
+    among the groups, each structure's data are loaded here once more.
     """
     for cfg in firsts:
         check_sweepable(cfg)
@@ -84,6 +84,7 @@ def check_groups(firsts: Sequence[config.Config]) -> None:
         structures.setdefault(structure_key(cfg), cfg)
     if len(structures) > 1:
         for cfg in structures.values():
+            start_runtime(cfg.trainer)  # as `execute_group` does first: float64, the platform
             initial_state_fn(cfg, prepare(cfg))
 
 

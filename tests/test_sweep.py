@@ -35,6 +35,7 @@ def test_runs_group_by_static_structure():
     (["model.hidden=[4,4]"], r"model.weights\[0\] has w \[1, 2\] and b \[2\], but the sizes \[1, 4, 4, 1\] need"),
     (["optimizer.schedule=warmup_cosine", "optimizer.warmup_steps=10"],
      "optimizer.warmup_steps=10 must be fewer than the run's 10 steps"),
+    (["trainer.platform=tpu"], "trainer.platform=tpu: no tpu device here"),
 ])
 def test_a_run_that_cannot_be_swept_stops_the_sweep_before_any_training(tmp_path, overrides, expected):
     cfgs = [_cfg("trainer.steps=10"), _cfg("trainer.steps=10", *overrides)]  # two groups, the bad one last
