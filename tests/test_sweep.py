@@ -87,7 +87,6 @@ import json, sys, tempfile
 from pathlib import Path
 import jax, numpy as np
 from jax_mlp import config, jobs, sweep
-from jax_mlp.errors import UserError
 cfgs = [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
         "trainer.steps=200", f"optimizer.lr={lr}", f"seed={s}"])) for lr in (0.05, 0.1, 0.2) for s in (0, 1)]
 out = Path(sys.argv[1])
