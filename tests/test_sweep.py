@@ -67,6 +67,21 @@ def test_a_group_matches_each_run_trained_alone_in_float64(tmp_path):
     assert not np.array_equal(_params(tmp_path / "group0")["layers.0.w"], _params(tmp_path / "group1")["layers.0.w"])
 
 
+def test_a_float32_group_after_a_float64_one_trains_in_float32(tmp_path):
+    # The float64 group switches x64 on for the process; the float32 group's stacked momentum and
+    # learning rate must still enter its optimizer state as float32 (they once stayed float64).
+    overrides = ["experiment=moons", "trainer.epochs=2"]
+    cfgs = [_cfg(*overrides, "trainer.precision=float64"), _cfg(*overrides)]
+    outcomes = sweep.execute_all(cfgs, [tmp_path / "f64", tmp_path / "f32"])
+    assert [o.status for o in outcomes] == ["completed", "completed"]
+    alone = jobs.execute(cfgs[1], tmp_path / "alone")
+    assert outcomes[1].objective == pytest.approx(alone.objective, rel=1e-5)
+    grouped, single = _params(tmp_path / "f32"), _params(tmp_path / "alone")
+    for key in single:
+        assert grouped[key].dtype == np.float32
+        np.testing.assert_allclose(grouped[key], single[key], rtol=1e-5, atol=1e-6)
+
+
 def test_a_diverging_run_leaves_the_rest_of_its_group_alone(tmp_path):
     cfgs = [_cfg("trainer.steps=300", f"optimizer.lr={lr}") for lr in (0.1, 1000.0, 0.05)]
     outcomes = sweep.execute_all(cfgs, [tmp_path / f"g{i}" for i in range(3)])
