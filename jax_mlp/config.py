@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from jax_mlp import devices, losses, model, optim
 from jax_mlp.errors import UserError
@@ -489,7 +489,7 @@ def optimizer_kind(cfg: OptimizerConfig, total_steps: int) -> optim.OptimizerKin
 
 def describe_error(error: BaseException) -> str:
     """One line for a Hydra or OmegaConf composition error: what is wrong and what is allowed."""
-    from hydra.errors import MissingConfigException, OverrideParseException
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
     if isinstance(error, MissingConfigException) and error.options is not None:
         group, _, name = (error.missing_cfg_file or "").rpartition("/")
@@ -498,12 +498,18 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, OverrideParseException):
         return f"cannot parse the override {error.override!r}: {error.message.splitlines()[0]}"
     cause = error.__cause__ if error.__cause__ is not None else error
+    source = ""
+    if isinstance(error, ConfigCompositionException) and isinstance(error.__context__, OmegaConfBaseException):
+        # Hydra re-raises OmegaConf's error with the config file it was merging, unchained.
+        cause = error.__context__
+        named = re.match(r"In '([^']+)'", str(error))
+        source = f" (set by {named[1]})" if named else ""
     key = getattr(cause, "full_key", None)
     message = str(getattr(cause, "msg", cause)).strip().splitlines()[0]
     if key and " not in " in message:
         parent = getattr(cause, "parent_node", None)
         allowed = sorted(k for k in parent.keys() if k != "hydra") if parent is not None else []
-        return f"unknown config key {key!r}; allowed here: {', '.join(map(str, allowed))}"
+        return f"unknown config key {key!r}{source}; allowed here: {', '.join(map(str, allowed))}"
     if key and isinstance(cause, MissingMandatoryValue):  # a `???` left in the composed config
         return f"{key} is not set; give it with {key}=VALUE"
     converted = re.match(r"Value '(.*)' of type '\w+' could not be converted to (\w+)", message)

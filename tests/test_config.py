@@ -49,6 +49,14 @@ def test_a_config_saved_with_x64_loads_as_float64_precision():
     assert config.from_saved(values).trainer.precision == "float64"
 
 
+def test_an_experiment_takes_another_optimizer_with_that_optimizers_defaults():
+    cfg = _load("experiment=moons", "optimizer=adam")
+    assert isinstance(cfg.optimizer, config.AdamConfig)
+    assert (cfg.optimizer.lr, cfg.optimizer.schedule) == (0.001, "cosine")
+    moons = _load("experiment=moons").optimizer
+    assert (moons.name, moons.lr, moons.momentum, moons.nesterov, moons.schedule) == ("sgd", 0.05, 0.9, True, "cosine")
+
+
 def test_momentum_preset():
     cfg = _load("optimizer=momentum")
     assert (cfg.optimizer.name, cfg.optimizer.momentum, cfg.optimizer.nesterov) == ("sgd", 0.9, True)
@@ -90,6 +98,8 @@ def test_momentum_preset():
     (["seed=1.5"], "seed must be an integer, got '1.5'"),
     (["model=mlp", "model.weights=[1]"], "model.weights must be given exactly when model.init is explicit"),
     (["optimizer.lr=[1"], "cannot parse the override 'optimizer.lr=[1'"),
+    (["experiment=digits", "optimizer=sgd"], "unknown config key 'optimizer.weight_decay' (set by experiment/digits); "
+                                             "allowed here: final_lr_fraction, lr, momentum, name, nesterov, schedule, warmup_steps"),
 ])
 def test_bad_values_name_the_key_and_what_is_allowed(overrides, expected):
     message = _message(*overrides)
