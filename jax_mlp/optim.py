@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 from jax_mlp.errors import UserError
@@ -97,8 +98,9 @@ def make_optimizer(
         ...). They become the initial state of `init`; `update` reads them from the state, so a
         transformation built with other values updates identically. Missing ones take the
         defaults in `_DEFAULTS`.
-      dtype: dtype of the injected hyperparameters; None (the default) takes the params', so
-        updates keep their dtype and a float64 run's learning rate is not rounded to float32.
+      dtype: dtype of the injected hyperparameters, arrays included; None (the default) takes
+        the params', so updates keep their dtype and a float64 run's learning rate is not rounded
+        to float32.
 
     Returns:
       An `optax.GradientTransformation` whose state has a ``hyperparams`` dict of scalars.
@@ -107,6 +109,8 @@ def make_optimizer(
     unknown = set(values) - set(_DEFAULTS[kind.name])
     if unknown:
         raise UserError(f"{kind.name} has no hyperparameter {sorted(unknown)[0]!r}")
+    if dtype is not None:  # Optax casts Python floats only; an array (a sweep's) keeps its dtype
+        values = {name: jnp.asarray(value, dtype) for name, value in values.items()}
     if kind.name == "sgd":
         inject = optax.inject_hyperparams(optax.sgd, static_args=("nesterov",), hyperparam_dtype=dtype)
         if kind.momentum:

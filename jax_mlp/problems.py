@@ -129,9 +129,6 @@ def _initial_state(seed: jax.Array, hyperparams: dict[str, jax.Array], explicit:
     root = jax.random.key(seed)
     params = explicit if explicit is not None else model.init_params(
         named_key(root, "init"), task.mlp.sizes, init=init, scale=scale, dtype=dtype)
-    # Optax keeps a strong-typed hyperparameter in its own dtype, and a sweep's stacked ones are
-    # float64 once a float64 run has switched x64 on: cast, so the state holds the params' dtype.
-    hyperparams = {name: jnp.asarray(value, dtype) for name, value in hyperparams.items()}
     optimizer = optim.make_optimizer(task.optimizer, hyperparams, dtype=dtype)
     state = train.init_state(params, optimizer, named_key(root, "train"))
     return state, optim.learning_rate(task.optimizer, state.opt_state)

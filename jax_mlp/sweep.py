@@ -77,10 +77,9 @@ def check_groups(firsts: Sequence[config.Config]) -> None:
     or do not fit their data (sizes, loss, explicit weights, warm-up). With more than one structure
     among the groups, each structure's data are loaded here once more.
     """
-    for cfg in firsts:
-        check_sweepable(cfg)
     structures: dict[str, config.Config] = {}
     for cfg in firsts:
+        check_sweepable(cfg)
         structures.setdefault(structure_key(cfg), cfg)
     if len(structures) > 1:
         for cfg in structures.values():

@@ -67,6 +67,16 @@ def test_hyperparameters_take_the_params_dtype_by_default(dtype):
     assert float(lr) == float(np.asarray(0.1, dtype))
 
 
+def test_a_given_dtype_casts_hyperparameters_that_are_arrays_too():
+    # A sweep passes stacked float64 arrays, which Optax's own cast leaves alone.
+    kind = optim.kind_of("sgd", {"momentum": 0.9})
+    tx = optim.make_optimizer(kind, {"learning_rate": jnp.asarray(0.1, jnp.float64),
+                                     "momentum": jnp.asarray(0.9, jnp.float64)}, dtype=jnp.float32)
+    state = tx.init({"w": PARAMS["w"].astype(jnp.float32)})
+    assert {k: v.dtype for k, v in state.hyperparams.items()} == {"learning_rate": jnp.float32, "momentum": jnp.float32}
+    assert float(optim.learning_rate(kind, state)) == float(np.float32(0.1))
+
+
 @pytest.mark.parametrize("name, hyper, reference", [
     ("sgd", {"learning_rate": 0.1, "momentum": 0.9}, optax.sgd(0.1, momentum=0.9)),
     ("adam", {"learning_rate": 0.01}, optax.adam(0.01)),
