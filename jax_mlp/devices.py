@@ -3,6 +3,7 @@ JAX's multi-process runtime on clusters."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,7 +11,10 @@ from typing import Any
 
 import jax
 
+from jax_mlp import files
 from jax_mlp.errors import UserError
+
+log = logging.getLogger("jax_mlp")
 
 PLATFORMS = ("auto", "cpu", "gpu", "tpu")
 
@@ -27,13 +31,25 @@ def configure(*, x64: bool, compilation_cache: bool, cache_dir: str | None) -> N
     float64 is switched on when asked and never switched off here: code keeps its dtypes explicit,
     so a float32 run gives the same numbers in a process that has float64 enabled.
     The persistent cache keeps every compiled program (no minimum compile time), so a second
-    identical run loads its programs instead of compiling them.
+    identical run loads its programs instead of compiling them. When the default cache folder
+    cannot be made (a read-only home), the run goes on without the cache and says so.
+
+    Raises:
+      UserError: `cache_dir` is given and cannot be made.
     """
     if x64:
         jax.config.update("jax_enable_x64", True)
     if compilation_cache:
         path = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-        path.mkdir(parents=True, exist_ok=True)
+        if cache_dir:
+            files.make_folder(path, "trainer.cache_dir")
+        else:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                log.warning("no compilation cache: cannot make %s (%s); set trainer.cache_dir", path,
+                            error.strerror)
+                return
         jax.config.update("jax_compilation_cache_dir", str(path))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from jax_mlp.errors import UserError
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file and `os.replace`.
@@ -30,3 +32,16 @@ def write_atomic(path: Path, data: bytes) -> None:
 def write_json(path: Path, value: Any) -> None:
     """Writes `value` as indented JSON, atomically."""
     write_atomic(path, (json.dumps(value, indent=2, allow_nan=False) + "\n").encode())
+
+
+def make_folder(path: Path, setting: str) -> None:
+    """Makes the folder `path` (and its parents) if need be; `setting` names the option that gave
+    it, for the message.
+
+    Raises:
+      UserError: it cannot be made (a file of that name, no permission, a read-only disk).
+    """
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{setting}={path}: cannot make that folder ({error.strerror}); give another") from None

@@ -6,6 +6,7 @@ read a finished run back. Tests and other programs call these with a config and 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -184,12 +185,32 @@ def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
-    cfg = config.from_saved(json.loads(summary_path.read_text())["config"])
+    summary = json.loads(summary_path.read_text())
+    cfg = on_this_machine(config.from_saved(summary["config"]), summary.get("working_dir"))
     start_runtime(cfg.trainer)
-    scaling = Scaling.from_dict(json.loads((run_dir / "scaling.json").read_text()))
+    scaling_path = run_dir / "scaling.json"
+    if not scaling_path.is_file():
+        raise UserError(f"{run_dir} lacks scaling.json, the standardisation its params expect")
+    scaling = Scaling.from_dict(json.loads(scaling_path.read_text()))
     problem = prepare(cfg, scaling)
     stored = checkpoint.load_params(run_dir / "params.npz")
     return problem, [{k: jnp.asarray(v, problem.dtype) for k, v in layer.items()} for layer in stored]
+
+
+def on_this_machine(cfg: config.Config, working_dir: str | None) -> config.Config:
+    """A saved run's config made to restore it here, where it may not have trained: a relative
+    ``data.path`` is read from the folder the run started in (`working_dir`, recorded in
+    ``summary.json``), the run's platform is used only when this machine has it (else JAX's
+    default, with a warning), and the compilation cache is this machine's default one."""
+    path = getattr(cfg.data, "path", None)
+    if path and working_dir and not Path(path).expanduser().is_absolute():
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(Path(working_dir) / path)))
+    platform = cfg.trainer.platform
+    if platform != "auto" and platform not in devices.available_platforms():
+        log.warning("the run trained with trainer.platform=%s, which this machine lacks; using %s",
+                    platform, jax.default_backend())
+        platform = "auto"
+    return dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, platform=platform, cache_dir=None))
 
 
 def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:

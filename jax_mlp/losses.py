@@ -72,12 +72,17 @@ def regression_metrics(outputs: jax.Array, targets: jax.Array, scale: jax.Array)
     """RMSE, MAE and R2 of outputs against targets (both (n, n_out)), in the targets' own units.
 
     `scale` (n_out,) is the standard deviation the targets were divided by (ones when unscaled);
-    R2 is averaged over outputs, as scikit-learn's default.
+    R2 is averaged over outputs, as scikit-learn's default. An output whose targets are constant
+    has R2 1 where it is predicted exactly and 0 otherwise, and R2 is NaN on a single sample, as
+    scikit-learn's `r2_score` gives.
     """
     error = (outputs - targets) * scale[None, :]
     centred = (targets - jnp.mean(targets, axis=0, keepdims=True)) * scale[None, :]
-    r2 = 1.0 - jnp.sum(error**2, axis=0) / jnp.maximum(jnp.sum(centred**2, axis=0), 1e-30)
-    return {"rmse": jnp.sqrt(jnp.mean(error**2)), "mae": jnp.mean(jnp.abs(error)), "r2": jnp.mean(r2)}
+    residual, total = jnp.sum(error**2, axis=0), jnp.sum(centred**2, axis=0)
+    varies = total > 0
+    r2 = jnp.where(varies, 1.0 - residual / jnp.where(varies, total, 1.0), jnp.where(residual == 0, 1.0, 0.0))
+    r2 = jnp.mean(r2) if targets.shape[0] > 1 else jnp.full((), jnp.nan, r2.dtype)
+    return {"rmse": jnp.sqrt(jnp.mean(error**2)), "mae": jnp.mean(jnp.abs(error)), "r2": r2}
 
 
 def predicted_labels(logits: jax.Array) -> jax.Array:

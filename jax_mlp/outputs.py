@@ -128,7 +128,7 @@ class RunOutputs:
         """``params.npz`` and ``summary.json``."""
         cfg, data, task = self.cfg, self.problem.data, self.problem.task
         checkpoint.save_params(self.out_dir / "params.npz", params)
-        report.write_summary(self.out_dir / "summary.json", {
+        report.write_record(self.out_dir / "summary.json", {
             "status": status,
             "steps": steps,
             "epochs": round(steps / task.steps_per_epoch, 6),
@@ -143,6 +143,7 @@ class RunOutputs:
             "dtype": jnp.dtype(self.problem.dtype).name,
             "precision": cfg.trainer.precision,
             "wall_seconds": time.perf_counter() - self.started,
+            "working_dir": str(Path.cwd()),  # where relative paths of the config (data.path) start
             **devices.describe(),
             "config": dataclasses.asdict(cfg),
         })

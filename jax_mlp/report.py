@@ -22,10 +22,11 @@ def json_number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
-def write_summary(path: Path, summary: dict[str, Any]) -> None:
-    """Writes ``summary.json`` atomically; non-finite floats become strings ("inf")."""
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Writes a run's record (``summary.json``, ``eval.json``) as JSON, atomically; top-level
+    non-finite floats become strings ("inf", "nan")."""
     files.write_json(path, {k: json_number(v) if isinstance(v, float) else v
-                            for k, v in summary.items()})
+                            for k, v in record.items()})
 
 
 def metrics_table(final: dict[str, dict[str, float]]) -> str:

@@ -12,8 +12,10 @@ import atexit
 import logging
 import os
 import sys
+import sysconfig
 import textwrap
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -100,6 +102,27 @@ def main() -> None:
             app()
     except (HydraException, OmegaConfBaseException) as error:
         exit_user_error(config.describe_error(error))
+    except OSError as error:
+        if error.filename is None or not _raised_by_hydra(error):
+            raise
+        exit_user_error(f"cannot make Hydra's output folder {error.filename} ({error.strerror}); choose "
+                        "another with hydra.run.dir=PATH (a sweep: hydra.sweep.dir=PATH)")
+
+
+def _raised_by_hydra(error: BaseException) -> bool:
+    """Whether `error` was raised in Hydra's code or one of its launchers' (making a run's or a
+    sweep's folder), rather than in ours: the innermost frame outside the standard library decides."""
+    import hydra
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    outside = [Path(frame.f_code.co_filename) for frame, _ in traceback.walk_tb(error.__traceback__)
+               if not Path(frame.f_code.co_filename).is_relative_to(stdlib)]
+    if not outside:
+        return False
+    innermost = outside[-1]
+    return (innermost.is_relative_to(Path(hydra.__file__).parent)
+            or any(part.startswith("hydra_") and parent == "hydra_plugins"
+                   for parent, part in zip(innermost.parts, innermost.parts[1:])))
 
 
 def exit_after(entry_point: Callable[[], Any]) -> NoReturn:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jax_mlp import files, jobs, run
+from jax_mlp import jobs, report, run
 from jax_mlp.errors import UserError
 
 
@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         run.exit_user_error(str(error))
     for key, value in metrics.items():
         print(f"{args.split}_{key} {value:.6g}")
-    files.write_json(args.run_dir / "eval.json", {"split": args.split, **metrics})
+    try:
+        report.write_record(args.run_dir / "eval.json", {"split": args.split, **metrics})
+    except OSError as error:
+        run.exit_user_error(f"cannot write {args.run_dir / 'eval.json'} ({error.strerror}); the metrics are above")
     return 0
 
 

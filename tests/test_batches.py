@@ -145,3 +145,29 @@ def test_evaluate_script_reproduces_the_recorded_metrics(train_cli, run_script):
         assert eval_json["loss"] == summary[f"{split}_loss"]
     missing = run_script("evaluate.py", str(out / "nope"))
     assert missing.returncode == 2 and missing.stderr.startswith("jax_mlp: error: ") and "summary.json" in missing.stderr
+    (out / "scaling.json").unlink()
+    unscaled = run_script("evaluate.py", str(out))
+    assert unscaled.returncode == 2
+    assert unscaled.stderr == f"jax_mlp: error: {out} lacks scaling.json, the standardisation its params expect\n"
+
+
+def test_a_run_is_evaluated_from_elsewhere_and_where_its_platform_is_missing(run_script, tmp_path):
+    """A relative data.path is read from where the run started; a platform this machine lacks
+    (a run trained on a GPU, evaluated on a laptop) gives way to JAX's default."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "points.npz", x=x, y=x @ np.array([[1.0], [-2.0]]))
+    out = tmp_path / "run"
+    result = run_script("train.py", f"hydra.run.dir={out}", "model=mlp", "data=npz", "data.path=data/points.npz",
+                        "trainer.steps=20", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["working_dir"] == str(tmp_path)
+    summary["config"]["trainer"]["platform"] = "tpu"
+    (out / "summary.json").write_text(json.dumps(summary))
+    evaluated = run_script("evaluate.py", str(out), "--split", "test")  # from the repository's root
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stderr == "the run trained with trainer.platform=tpu, which this machine lacks; using cpu\n"
+    eval_json = json.loads((out / "eval.json").read_text())
+    assert eval_json["rmse"] == summary["test_rmse"] and eval_json["loss"] == summary["test_loss"]

@@ -80,12 +80,33 @@ def test_bad_command_lines_exit_2_with_one_line(train_cli, overrides, expected):
     assert not (out / "summary.json").exists()
 
 
-def test_a_diverging_run_exits_3_and_says_so(train_cli):
+def test_a_diverging_run_exits_3_and_says_so(train_cli, run_script):
     result, out = train_cli("optimizer.lr=1000")
     assert result.returncode == 3
     assert "training diverged at step 100" in result.stderr and "optimizer.lr=1000" in result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["objective"] == "inf"
+    evaluated = run_script("evaluate.py", str(out), "--split", "train")  # its params are not finite
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "train_loss nan" in evaluated.stdout
+    assert json.loads((out / "eval.json").read_text())["loss"] == "nan"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["hydra.run.dir={blocked}"], "cannot make Hydra's output folder {blocked} (Not a directory)"),
+    (["-m", "hydra.sweep.dir={blocked}", "seed=0,1"], "cannot make Hydra's output folder {blocked} (Not a directory)"),
+    (["-m", "hydra.sweep.dir={blocked}", "hydra/sweeper=vmap", "seed=0,1"],
+     "hydra.sweep.dir={blocked}: cannot make that folder (Not a directory); give another"),
+    (["hydra.run.dir={tmp}/run", "trainer.cache_dir={blocked}"],
+     "trainer.cache_dir={blocked}: cannot make that folder (Not a directory); give another"),
+])
+def test_a_folder_that_cannot_be_made_exits_2_with_one_line(run_script, tmp_path, args, expected):
+    (tmp_path / "file").write_text("")
+    blocked = tmp_path / "file" / "run"  # under a file: no user, not even root, can make it
+    result = run_script("train.py", *(arg.format(blocked=blocked, tmp=tmp_path) for arg in args))
+    assert result.returncode == 2
+    assert result.stderr.startswith("jax_mlp: error: " + expected.format(blocked=blocked))
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 def test_multirun_writes_a_folder_per_job_and_a_sweep_summary(run_script, tmp_path):

@@ -130,3 +130,14 @@ def test_two_processes_train_as_one_data_parallel_run(tmp_path, cache_home):
     assert " epoch 2 loss " in outputs[1][0]  # process 1 logs to its stdout, writes nothing
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == [
         ".hydra", "metrics.jsonl", "params.npz", "scaling.json", "summary.json", "train.log"]
+
+
+def test_an_unusable_default_cache_folder_leaves_the_run_without_the_cache(tmp_path, monkeypatch, caplog):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # a read-only home, say
+    before = jax.config.jax_compilation_cache_dir
+    with caplog.at_level("WARNING", logger="jax_mlp"):
+        devices.configure(x64=True, compilation_cache=True, cache_dir=None)
+    assert jax.config.jax_compilation_cache_dir == before
+    assert caplog.messages == [f"no compilation cache: cannot make {tmp_path}/file/jax_mlp/xla (Not a directory); "
+                               "set trainer.cache_dir"]

@@ -38,3 +38,17 @@ def test_the_probe_is_restored_after_the_block(tmp_path: Path):
     assert Hydra.get_mode is probe
     with hydra_mode.probe_skipped(["hydra.mode=RUN"], tmp_path):
         assert Hydra.get_mode is probe
+
+
+def test_only_oserrors_raised_in_hydras_code_are_taken_for_its_output_folders(tmp_path: Path):
+    from hydra.core.utils import _save_config
+    from omegaconf import OmegaConf
+
+    from jax_mlp import run
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError) as hydras:
+        _save_config(OmegaConf.create(), "config.yaml", tmp_path / "file" / "run")  # as Hydra makes .hydra/
+    with pytest.raises(OSError) as ours:
+        (tmp_path / "file" / "run").mkdir()
+    assert run._raised_by_hydra(hydras.value) and not run._raised_by_hydra(ours.value)

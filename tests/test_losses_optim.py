@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -101,3 +103,22 @@ def test_unknown_optimizer_and_hyperparameter():
         optim.kind_of("rmsprop", {})
     with pytest.raises(UserError, match="sgd has no hyperparameter 'b1'"):
         optim.make_optimizer(optim.kind_of("sgd", {}), {"b1": 0.9})
+
+
+@pytest.mark.parametrize("targets", [
+    [[1.0, 2.0], [2.0, 0.0], [4.0, 1.0]],
+    [[3.0, 2.0], [3.0, 0.0], [3.0, 1.0]],  # the first output constant: R2 0, not a huge negative number
+    [[3.0, 2.0]],  # one sample: NaN
+])
+def test_r2_equals_scikit_learns(targets):
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import r2_score
+
+    targets = np.asarray(targets)
+    outputs = targets + np.array([[0.5, -0.25]])
+    outputs[:, 1] = targets[:, 1]  # the second output predicted exactly
+    metrics = losses.regression_metrics(jnp.asarray(outputs), jnp.asarray(targets), jnp.ones(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # one sample
+        expected = r2_score(targets, outputs)
+    assert float(metrics["r2"]) == pytest.approx(expected, abs=1e-12, nan_ok=True)

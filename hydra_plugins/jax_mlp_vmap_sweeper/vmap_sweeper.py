@@ -309,12 +309,16 @@ class VmapSweeper(Sweeper):
         return texts, task, jax_mlp_config.load(full)
 
     def sweep(self, arguments: List[str]) -> Any:
+        from jax_mlp import files
         from jax_mlp import sweep as jax_mlp_sweep
         from jax_mlp.errors import UserError
         from jax_mlp.run import exit_user_error
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            files.make_folder(sweep_dir, "hydra.sweep.dir")
+        except UserError as error:
+            exit_user_error(str(error))
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         if self.max_batch is not None and self.max_batch < 1:
             exit_user_error(f"hydra.sweeper.max_batch must be null or a positive integer, got {self.max_batch}")
