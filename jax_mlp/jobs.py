@@ -10,10 +10,8 @@ import dataclasses
 import functools
 import json
 import logging
-import signal
-import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +21,7 @@ from jax_mlp import checkpoint, config, devices, model, train
 from jax_mlp.data import Scaling
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
+from jax_mlp.interrupts import Interrupts
 from jax_mlp.logging import Progress
 from jax_mlp.outputs import Outcome, RunOutputs
 from jax_mlp.problems import (
@@ -131,6 +130,9 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     outcome = outputs.finish(result.state.params, int(result.state.step), final,
                              interrupts.signum if result.stopped else None)
+    if outcome.status == "interrupted":
+        outcome = dataclasses.replace(outcome, message=f"{outcome.message}: checkpoint saved; continue with "
+                                      f"trainer.resume=true hydra.run.dir={out_dir}")
     if t.plots and outputs.writes:
         from jax_mlp import plots
 
@@ -147,32 +149,6 @@ def _logs_beside(bar: Progress | None):
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     return logging_redirect_tqdm()
-
-
-class Interrupts:
-    """While active, SIGINT and SIGTERM are recorded instead of ending the process, so training
-    can stop at the next span's end, save a checkpoint and write its summary."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def arrived(self) -> bool:
-        return self.signum is not None
-
-    def _record(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._record) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
 
 
 def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:

@@ -109,9 +109,7 @@ class RunOutputs:
         if self.writes:
             self._write_final(params, steps, status, flat, objective)
         if signum is not None and not diverged:
-            name = signal.Signals(signum).name
-            return Outcome(objective, status, f"{name} at step {steps}: checkpoint saved; continue with "
-                           f"trainer.resume=true hydra.run.dir={self.out_dir}", 128 + signum)
+            return Outcome(objective, status, f"{signal.Signals(signum).name} at step {steps}", 128 + signum)
         if diverged:
             return Outcome(objective, "diverged", (
                 f"training diverged at step {self.diverged_at}: the loss is not finite with "

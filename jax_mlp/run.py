@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import sysconfig
 import textwrap
@@ -140,6 +141,9 @@ def exit_after(entry_point: Callable[[], Any]) -> NoReturn:
         status = 0
     except SystemExit as stop:
         status = stop.code
+    except KeyboardInterrupt:  # Ctrl-C outside training (which stops at a span's end and saves)
+        print("jax_mlp: interrupted (SIGINT)", file=sys.stderr)
+        status = 128 + signal.SIGINT
     if not isinstance(status, int):  # sys.exit("message") prints it and exits with 1
         if status is not None:
             print(status, file=sys.stderr)

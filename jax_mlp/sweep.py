@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax_mlp import config, devices, train
 from jax_mlp.data import Split
 from jax_mlp.errors import UserError
+from jax_mlp.interrupts import Interrupts
 from jax_mlp.outputs import Outcome, RunOutputs
 from jax_mlp.problems import (
     Problem,
@@ -41,6 +44,8 @@ from jax_mlp.problems import (
 log = logging.getLogger("jax_mlp")
 
 FILE_THREADS = 4  # threads writing the runs' folders
+
+NOT_STARTED = "not started"  # the status of a sweep's run whose group a signal kept from training
 
 # What may differ between the runs of one group.
 VARYING_OPTIMIZER_FIELDS = ("lr", "momentum", "b1", "b2", "eps", "weight_decay")
@@ -109,8 +114,11 @@ def _run_sharding() -> NamedSharding | None:
     return NamedSharding(Mesh(np.asarray(local), ("runs",)), PartitionSpec("runs"))
 
 
-def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> list[Outcome]:
+def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
+                  interrupts: Interrupts | None = None) -> list[Outcome]:
     """Trains runs that share `structure_key` as one vmapped program; writes each run's folder.
+    When `interrupts` records a signal, training stops at the end of the current compiled span
+    and the runs are written as ``interrupted``.
 
     Returns:
       One `Outcome` per run, in order.
@@ -122,7 +130,7 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> li
     # Creating a file takes up to a millisecond on some file systems: threads start the runs'
     # folders while the group compiles, and write their final files side by side.
     with ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="sweep-files") as files:
-        return _train_group(list(cfgs), list(out_dirs), files)
+        return _train_group(list(cfgs), list(out_dirs), files, interrupts)
 
 
 @dataclass(frozen=True)
@@ -162,7 +170,8 @@ def group_data(members: Sequence[config.Config]) -> GroupData:
     return GroupData(problems, arrays, jax.device_put(np.asarray(np.stack(scales), first.dtype)), 0)
 
 
-def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExecutor) -> list[Outcome]:
+def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExecutor,
+                 interrupts: Interrupts | None) -> list[Outcome]:
     """`execute_group` once the group is checked; `files` writes the runs' folders."""
     count, t = len(cfgs), cfgs[0].trainer
     sharding = _run_sharding()
@@ -201,12 +210,14 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
     x, y = data.arrays["train"]
     result = train.fit(state, x, y, task, steps=problem.total_steps, log_every=t.log_every,
                        eval_every=eval_every, steps_per_call=t.steps_per_call, on_log=on_log,
-                       train_span=span, stop_when_diverged=False)
+                       train_span=span, stop_when_diverged=False,
+                       should_stop=None if interrupts is None else interrupts.arrived)
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     params = jax.device_get(result.state.params)
     steps = int(np.asarray(result.state.step)[0])
+    signum = interrupts.signum if result.stopped else None
     outcomes = list(files.map(
-        lambda i: outputs[i].finish(run_slice(params, i), steps, {k: v[i] for k, v in final.items()}),
+        lambda i: outputs[i].finish(run_slice(params, i), steps, {k: v[i] for k, v in final.items()}, signum),
         range(count)))
     best = min(range(count), key=lambda i: outcomes[i].objective)
     log.info("%d runs done: %d completed, %d diverged; best objective %.6g in %s", count,
@@ -228,9 +239,13 @@ def run_slice(tree, index: int):
     return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
 
 
-def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
-                max_batch: int | None = None) -> list[Outcome]:
+def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_batch: int | None = None,
+                interrupts: Interrupts | None = None) -> list[Outcome]:
     """Trains every run, group by group (see `group_runs`); returns their outcomes in order.
+
+    Once `interrupts` records a signal, the group in training stops at the end of its current
+    compiled span (its runs ``interrupted``) and no later group starts (theirs ``not started``,
+    with nothing written beyond their folders' ``.hydra/``).
 
     Raises:
       UserError: before any training, if a group's runs cannot be swept or do not fit their data
@@ -240,7 +255,25 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
     check_groups([cfgs[members[0]] for members in groups])
     outcomes: list[Outcome | None] = [None] * len(cfgs)
     for members in groups:
-        for index, outcome in zip(members, execute_group([cfgs[i] for i in members],
-                                                         [out_dirs[i] for i in members])):
+        if interrupts is not None and interrupts.arrived():
+            stopped = Outcome(math.inf, NOT_STARTED, exit_code=128 + interrupts.signum)
+            group = [stopped] * len(members)
+        else:
+            group = execute_group([cfgs[i] for i in members], [out_dirs[i] for i in members], interrupts)
+        for index, outcome in zip(members, group):
             outcomes[index] = outcome
     return outcomes  # type: ignore[return-value]
+
+
+def interruption(outcomes: Sequence[Outcome]) -> Outcome | None:
+    """For a sweep a signal stopped: how to end it (the message names the signal, the step and the
+    jobs interrupted or never started, and the exit status is 128 + the signal's number); else None."""
+    stopped = [o for o in outcomes if o.status == "interrupted"]
+    not_started = sum(o.status == NOT_STARTED for o in outcomes)
+    if not stopped and not not_started:
+        return None
+    first = stopped[0] if stopped else next(o for o in outcomes if o.status == NOT_STARTED)
+    when = first.message or f"{signal.Signals(first.exit_code - 128).name} before training"  # "SIGINT at step N"
+    return Outcome(math.inf, "interrupted", (
+        f"{when}: the sweep stopped; {len(stopped)} jobs interrupted (their summary.json says so), "
+        f"{not_started} not started; a vmap sweep keeps no checkpoints"), first.exit_code)

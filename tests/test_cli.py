@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import read_jsonl
+from conftest import ROOT, read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -146,3 +148,11 @@ def test_a_sweep_without_dash_m_is_hydras_one_line_error(train_cli):
     result, _ = train_cli("optimizer.lr=0.05,0.1")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--multirun" in result.stderr, result.stderr
+
+
+def test_ctrl_c_outside_training_ends_as_one_line_and_status_130():
+    """Training turns Ctrl-C into a checkpoint (test_resume); anywhere else (composing, compiling)
+    it is a KeyboardInterrupt, which must not end as a traceback."""
+    code = "from jax_mlp import run\ndef interrupted():\n    raise KeyboardInterrupt\nrun.exit_after(interrupted)\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert (result.returncode, result.stderr) == (130, "jax_mlp: interrupted (SIGINT)\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from conftest import ROOT, read_jsonl
 
 from jax_mlp import config, jobs, sweep
 from jax_mlp.errors import UserError
+from jax_mlp.outputs import Outcome
 
 
 def _cfg(*overrides: str) -> config.Config:
@@ -194,3 +196,39 @@ def test_vmap_sweeper_reports_bad_values_in_one_line(run_script, tmp_path):
                         "hydra.sweeper.max_batch=0", "optimizer.lr=0.1,0.2")
     assert result.returncode == 2
     assert result.stderr.strip() == "jax_mlp: error: hydra.sweeper.max_batch must be null or a positive integer, got 0"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_vmap_sweep_and_writes_its_runs_as_interrupted(tmp_path, cache_home, signum):
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "hydra/sweeper=vmap",
+                             f"hydra.sweep.dir={tmp_path}", "optimizer=sgd,adam", "seed=0,1",
+                             "trainer.steps=1500000", "trainer.log_every=20000"],
+                            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in proc.stdout:  # the first group (sgd) trains while the second waits
+        if "step 100000: 2 runs" in line:
+            proc.send_signal(signum)
+            break
+    _, err = proc.communicate()
+    assert proc.returncode == 128 + signum, err
+    summaries = [json.loads((tmp_path / job / "summary.json").read_text()) for job in ("0", "1")]
+    stopped = summaries[0]["steps"]
+    assert 100000 <= stopped < 1500000
+    assert err.splitlines()[-1] == (f"jax_mlp: {signal.Signals(signum).name} at step {stopped}: the sweep stopped; "
+                                    "2 jobs interrupted (their summary.json says so), 2 not started; a vmap "
+                                    "sweep keeps no checkpoints")
+    for summary in summaries:
+        assert (summary["status"], summary["steps"], summary["objective"]) == ("interrupted", stopped, "inf")
+    assert (tmp_path / "1" / "params.npz").is_file()
+    assert not (tmp_path / "2" / "summary.json").exists() and (tmp_path / "3" / ".hydra" / "config.yaml").is_file()
+
+
+def test_a_sweep_stopped_before_any_group_trained_says_so():
+    outcomes = [Outcome(float("inf"), sweep.NOT_STARTED, exit_code=143)] * 3
+    stopped = sweep.interruption(outcomes)
+    assert (stopped.status, stopped.exit_code) == ("interrupted", 143)
+    assert stopped.message == ("SIGTERM before training: the sweep stopped; 0 jobs interrupted (their summary.json "
+                               "says so), 3 not started; a vmap sweep keeps no checkpoints")
+    assert sweep.interruption([Outcome(0.5, "completed"), Outcome(float("inf"), "diverged")]) is None

@@ -18,6 +18,7 @@ string annotations.)
 
 import logging
 import os
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,6 +313,7 @@ class VmapSweeper(Sweeper):
         from jax_mlp import files
         from jax_mlp import sweep as jax_mlp_sweep
         from jax_mlp.errors import UserError
+        from jax_mlp.interrupts import Interrupts
         from jax_mlp.run import exit_user_error
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -325,13 +327,18 @@ class VmapSweeper(Sweeper):
         jobs = self.job_overrides(arguments)
         log.info("vmap sweeper: %d jobs", len(jobs))
         writer = _Writer()
-        try:
-            configs, out_dirs = map(list, zip(*self.job_folders(jobs, writer))) if jobs else ([], [])
-            outcomes = jax_mlp_sweep.execute_all(configs, out_dirs, self.max_batch)
-        except UserError as error:
-            exit_user_error(str(error))
-        finally:
-            writer.close()
+        with Interrupts() as interrupts:  # Ctrl-C stops the group in training, as it stops a single run
+            try:
+                configs, out_dirs = map(list, zip(*self.job_folders(jobs, writer))) if jobs else ([], [])
+                outcomes = jax_mlp_sweep.execute_all(configs, out_dirs, self.max_batch, interrupts)
+            except UserError as error:
+                exit_user_error(str(error))
+            finally:
+                writer.close()
+        stopped = jax_mlp_sweep.interruption(outcomes)
+        if stopped is not None:
+            print(f"jax_mlp: {stopped.message}", file=sys.stderr)
+            sys.exit(stopped.exit_code)
         returns = []
         for outcome in outcomes:
             ret = JobReturn(status=JobStatus.COMPLETED)
