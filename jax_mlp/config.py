@@ -380,8 +380,12 @@ def check(cfg: Config) -> None:
     for key in ("input_size", "output_size"):
         size = getattr(m, key)
         _require(size is None or size >= 1, f"model.{key}", "null or a positive integer", size)
-    _require((m.init == "explicit") == (m.weights is not None), "model.weights",
-             "given exactly when model.init is explicit", m.weights)
+    if m.init == "explicit" and m.weights is None:
+        raise UserError("model.init=explicit needs model.weights (one {w, b} a layer); give them, or "
+                        "choose another model.init to draw the weights")
+    if m.init != "explicit" and m.weights is not None:
+        raise UserError(f"model.init={m.init} draws the weights, but model.weights gives them; add "
+                        "model.weights=null")
 
     o = cfg.optimizer
     _one_of("optimizer.name", o.name, optim.OPTIMIZERS)
@@ -497,6 +501,9 @@ def describe_error(error: BaseException) -> str:
         return f"{group}={name} is not a config option; choose one of {', '.join(options)}"
     if isinstance(error, OverrideParseException):
         return f"cannot parse the override {error.override!r}: {error.message.splitlines()[0]}"
+    sweeper = re.match(r"In '(hparams_search/\w+)': Could not override 'hydra/sweeper/", str(error))
+    if sweeper:  # the search brings its sweeper, and a hydra/sweeper= on the command line displaced it
+        return f"{sweeper[1].replace('/', '=')} brings its own sweeper; drop hydra/sweeper=... from the command line"
     cause = error.__cause__ if error.__cause__ is not None else error
     source = ""
     if isinstance(error, ConfigCompositionException) and isinstance(error.__context__, OmegaConfBaseException):

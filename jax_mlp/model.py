@@ -118,6 +118,9 @@ def init_params(
     ]
 
 
+DRAWN_HINT = "; model=mlp draws weights of any size"
+
+
 def explicit_params(
     weights: Sequence[dict[str, Any]], sizes: Sequence[int], *, dtype: Any = jnp.float32
 ) -> Params:
@@ -133,7 +136,7 @@ def explicit_params(
     if len(weights) != len(sizes) - 1:
         raise UserError(
             f"model.weights has {len(weights)} layers but the sizes {list(sizes)} need "
-            f"{len(sizes) - 1}"
+            f"{len(sizes) - 1}{DRAWN_HINT}"
         )
     params = []
     for layer, (given, fan_in, fan_out) in enumerate(zip(weights, sizes[:-1], sizes[1:])):
@@ -144,7 +147,7 @@ def explicit_params(
         if w.shape != (fan_in, fan_out) or b.shape != (fan_out,):
             raise UserError(
                 f"model.weights[{layer}] has w {list(w.shape)} and b {list(b.shape)}, but the "
-                f"sizes {list(sizes)} need w [{fan_in}, {fan_out}] and b [{fan_out}]"
+                f"sizes {list(sizes)} need w [{fan_in}, {fan_out}] and b [{fan_out}]{DRAWN_HINT}"
             )
         # Cast and copy from the host: jnp.asarray would compile a program per array.
         params.append(jax.device_put({"w": w.astype(dtype), "b": b.astype(dtype)}))

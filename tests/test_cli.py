@@ -72,6 +72,10 @@ def test_an_mlp_from_the_command_line_trains(train_cli):
     (["data=csv", "data.path=/no/such.csv"], "data.target is not set; give it with data.target=VALUE"),
     (["experiment=iris", "model.output_size=4"], "model.output_size is 4 but data 'iris' has 3"),
     (["trainer.platform=tpu"], "trainer.platform=tpu: no tpu device here; available: cpu (or auto)"),
+    (["hydra/sweeper=vmap", "hparams_search=optuna"],
+     "hparams_search=optuna brings its own sweeper; drop hydra/sweeper=... from the command line"),
+    (["data=moons"], "model.weights[0] has w [1, 2] and b [2], but the sizes [2, 2, 2, 1] need w [2, 2] and "
+                     "b [2]; model=mlp draws weights of any size"),
     (["experiment=sine", "trainer.steps=50"], "optimizer.warmup_steps=100 must be fewer than the run's 50 steps"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(train_cli, overrides, expected):

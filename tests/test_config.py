@@ -96,7 +96,10 @@ def test_momentum_preset():
     (["trainer.platform=quantum"], "trainer.platform must be one of auto, cpu, gpu, tpu, got 'quantum'"),
     (["seed=-1"], "seed must be an integer in [0, 2**32), got -1"),
     (["seed=1.5"], "seed must be an integer, got '1.5'"),
-    (["model=mlp", "model.weights=[1]"], "model.weights must be given exactly when model.init is explicit"),
+    (["model=mlp", "model.weights=[1]"], "model.init=glorot_uniform draws the weights, but model.weights gives "
+                                         "them; add model.weights=null"),
+    (["model.init=he_normal"], "model.init=he_normal draws the weights, but model.weights gives them"),
+    (["model=mlp", "model.init=explicit"], "model.init=explicit needs model.weights (one {w, b} a layer)"),
     (["optimizer.lr=[1"], "cannot parse the override 'optimizer.lr=[1'"),
     (["experiment=digits", "optimizer=sgd"], "unknown config key 'optimizer.weight_decay' (set by experiment/digits); "
                                              "allowed here: final_lr_fraction, lr, momentum, name, nesterov, schedule, warmup_steps"),
