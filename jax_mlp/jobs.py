@@ -80,6 +80,11 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
     if t.resume is not False:
         state = checkpointer.restore(state)
         resume_step = int(state.step)
+        if resume_step > problem.total_steps:
+            checkpointer.close()
+            raise UserError(f"the newest checkpoint in {checkpointer.directory} is at step {resume_step}, past "
+                            f"this run's {problem.total_steps} steps; train for more (trainer.steps or "
+                            "trainer.epochs), or start afresh without trainer.resume")
         log.info("resuming from step %d of %s", resume_step, checkpointer.directory)
         if isinstance(t.resume, str):  # later checkpoints go to this run's own folder
             checkpointer.close()

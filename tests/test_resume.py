@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +95,20 @@ def test_resuming_where_there_is_no_checkpoint_is_a_clear_error(run_script, tmp_
     assert result.stderr.strip() == f"jax_mlp: error: no checkpoint to resume from in {tmp_path / 'checkpoints'}"
     result = run_script("train.py", f"hydra.run.dir={tmp_path}", f"trainer.resume={tmp_path}/nope")
     assert result.returncode == 2 and "no such checkpoints folder" in result.stderr
+
+
+def test_a_checkpoint_past_the_runs_length_is_refused_and_the_folder_left_alone(reference, tmp_path, cache_home):
+    _kill_after_checkpoint(_train(tmp_path, cache_home), 380)
+    metrics = (tmp_path / "metrics.jsonl").read_bytes()
+    proc = _train(tmp_path, cache_home, "trainer.resume=true", "trainer.epochs=5")  # 95 steps
+    _, err = proc.communicate()
+    assert proc.returncode == 2
+    # The kill may come before the save at 380 is complete; the one at 190 is then the newest.
+    assert re.fullmatch(
+        f"jax_mlp: error: the newest checkpoint in {re.escape(str(tmp_path / 'checkpoints'))} is at step "
+        "(190|380), past this run's 95 steps; train for more \\(trainer.steps or trainer.epochs\\), or start "
+        "afresh without trainer.resume", err.strip().splitlines()[-1])
+    assert (tmp_path / "metrics.jsonl").read_bytes() == metrics and not (tmp_path / "summary.json").exists()
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path, cache_home):
