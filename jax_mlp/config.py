@@ -469,11 +469,14 @@ def data_seed(cfg: Config) -> int:
     return cfg.seed if cfg.data.seed is None else cfg.data.seed
 
 
+# The optimizer config's float hyperparameters and their names in Optax.
+OPTAX_NAMES = {"lr": "learning_rate", "momentum": "momentum", "b1": "b1", "b2": "b2", "eps": "eps",
+               "weight_decay": "weight_decay"}
+
+
 def optimizer_hyperparams(cfg: OptimizerConfig) -> dict[str, float]:
     """The optimizer's float hyperparameters by Optax's names (``lr`` becomes ``learning_rate``)."""
-    fields = {"lr": "learning_rate", "momentum": "momentum", "b1": "b1", "b2": "b2", "eps": "eps",
-              "weight_decay": "weight_decay"}
-    return {optax_name: float(getattr(cfg, key)) for key, optax_name in fields.items()
+    return {optax_name: float(getattr(cfg, key)) for key, optax_name in OPTAX_NAMES.items()
             if hasattr(cfg, key)}
 
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_mlp import checkpoint, config, devices, model, train
+from jax_mlp import checkpoint, config, devices, model, optim, train
 from jax_mlp.data import Scaling
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
@@ -55,6 +55,41 @@ def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: tra
     log.info("checkpoint at step %d", step)
 
 
+def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state: train.TrainState
+                     ) -> tuple[checkpoint.Checkpointer | None, train.TrainState, int | None]:
+    """The run's checkpointer (None without ``trainer.checkpoint_every`` or ``trainer.resume``), its
+    state (the initial `state`, or with ``trainer.resume`` the newest readable checkpoint's, holding
+    the config's hyperparameters) and the step it resumes from (None for a fresh run).
+
+    Raises:
+      UserError: nothing to resume from, or a checkpoint past the run's length.
+    """
+    t = cfg.trainer
+    if t.checkpoint_every is None and t.resume is False:
+        return None, state, None
+    if isinstance(t.resume, str) and not checkpoints_dir(cfg, out_dir).is_dir():
+        raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
+    checkpointer = checkpoint.Checkpointer(checkpoints_dir(cfg, out_dir), t.keep_checkpoints)
+    if t.resume is False:
+        return checkpointer, state, None
+    restored = checkpointer.restore(state)
+    step = int(restored.step)
+    if step > problem.total_steps:
+        checkpointer.close()
+        raise UserError(f"the newest checkpoint in {checkpointer.directory} is at step {step}, past "
+                        f"this run's {problem.total_steps} steps; train for more (trainer.steps or "
+                        "trainer.epochs), or start afresh without trainer.resume")
+    log.info("resuming from step %d of %s", step, checkpointer.directory)
+    key = {optax_name: key for key, optax_name in config.OPTAX_NAMES.items()}
+    for name, (old, new) in optim.changed_hyperparams(restored.opt_state, state.opt_state).items():
+        log.info("optimizer.%s=%g from here on (the checkpoint's was %g)", key[name], new, old)
+    state = restored._replace(opt_state=optim.with_hyperparams_of(restored.opt_state, state.opt_state))
+    if isinstance(t.resume, str):  # later checkpoints go to this run's own folder
+        checkpointer.close()
+        checkpointer = checkpoint.Checkpointer(Path(out_dir) / "checkpoints", t.keep_checkpoints)
+    return checkpointer, state, step
+
+
 def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -> Outcome:
     """Trains the run `cfg` describes and writes its outputs into `out_dir` (see `RunOutputs`),
     showing a progress bar on `progress` when given.
@@ -71,24 +106,7 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
     start_runtime(t)
     problem = prepare(cfg)
     state, first_lr = initial_state(cfg, problem)
-    checkpointer = None
-    if t.checkpoint_every is not None or t.resume is not False:
-        if isinstance(t.resume, str) and not checkpoints_dir(cfg, out_dir).is_dir():
-            raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
-        checkpointer = checkpoint.Checkpointer(checkpoints_dir(cfg, out_dir), t.keep_checkpoints)
-    resume_step = None
-    if t.resume is not False:
-        state = checkpointer.restore(state)
-        resume_step = int(state.step)
-        if resume_step > problem.total_steps:
-            checkpointer.close()
-            raise UserError(f"the newest checkpoint in {checkpointer.directory} is at step {resume_step}, past "
-                            f"this run's {problem.total_steps} steps; train for more (trainer.steps or "
-                            "trainer.epochs), or start afresh without trainer.resume")
-        log.info("resuming from step %d of %s", resume_step, checkpointer.directory)
-        if isinstance(t.resume, str):  # later checkpoints go to this run's own folder
-            checkpointer.close()
-            checkpointer = checkpoint.Checkpointer(Path(out_dir) / "checkpoints", t.keep_checkpoints)
+    checkpointer, state, resume_step = open_checkpoints(cfg, out_dir, problem, state)
     x, y = device_split(problem.data.train, problem)
     batch_sharding = problem.task.batch_sharding
     everywhere = None if batch_sharding is None else devices.replicated(batch_sharding)

@@ -134,3 +134,20 @@ def learning_rate(kind: OptimizerKind, opt_state: Any) -> Any:
         return opt_state.hyperparams["learning_rate"]
     base = opt_state[0]
     return base.hyperparams["learning_rate"] * schedule(base.count)
+
+
+def with_hyperparams_of(restored: Any, fresh: Any) -> Any:
+    """The optimizer state `restored` (from a checkpoint) holding the hyperparameters of `fresh`
+    (the same optimizer's state as the run's config initialises it), its counts and moments kept:
+    a resumed run trains at the learning rate (momentum, ...) its config gives now."""
+    if not hasattr(restored, "hyperparams"):  # a chain with a schedule: (inject state, schedule state)
+        return (with_hyperparams_of(restored[0], fresh[0]), *restored[1:])
+    return restored._replace(hyperparams=fresh.hyperparams)
+
+
+def changed_hyperparams(before: Any, after: Any) -> dict[str, tuple[float, float]]:
+    """The hyperparameters whose values differ between two states of one optimizer, by Optax's
+    names: ``{"learning_rate": (0.05, 0.5)}``."""
+    before, after = (s if hasattr(s, "hyperparams") else s[0] for s in (before, after))
+    return {name: (float(before.hyperparams[name]), float(value)) for name, value in after.hyperparams.items()
+            if float(before.hyperparams[name]) != float(value)}

@@ -122,3 +122,21 @@ def test_r2_equals_scikit_learns(targets):
         warnings.simplefilter("ignore", UndefinedMetricWarning)  # one sample
         expected = r2_score(targets, outputs)
     assert float(metrics["r2"]) == pytest.approx(expected, abs=1e-12, nan_ok=True)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_restored_state_takes_new_hyperparameters_and_keeps_its_count_and_moments(schedule):
+    kind = optim.OptimizerKind("sgd", momentum=True, schedule=schedule, steps=10)
+    params = {"w": jnp.ones(3)}
+    old = optim.make_optimizer(kind, {"learning_rate": 0.1, "momentum": 0.9})
+    state = old.init(params)
+    _, state = old.update({"w": jnp.full(3, 2.0)}, state, params)
+    fresh = optim.make_optimizer(kind, {"learning_rate": 0.5, "momentum": 0.9}).init(params)
+    moved = optim.with_hyperparams_of(state, fresh)
+    assert optim.changed_hyperparams(state, fresh) == {"learning_rate": (pytest.approx(0.1), 0.5)}
+    assert optim.changed_hyperparams(moved, fresh) == {}
+    injected, injected_before = (moved, state) if schedule == "constant" else (moved[0], state[0])
+    assert int(injected.count) == 1
+    np.testing.assert_array_equal(injected.inner_state[0].trace["w"], injected_before.inner_state[0].trace["w"])
+    expected = 0.5 * (1.0 if schedule == "constant" else float(optax.cosine_decay_schedule(1.0, 10)(1)))
+    assert float(optim.learning_rate(kind, moved)) == pytest.approx(expected)

@@ -156,3 +156,17 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, cache_home, s
         assert (tmp_path / "run" / "params.npz").read_bytes() == (tmp_path / "reference" / "params.npz").read_bytes()
         steps = [line["step"] for line in read_jsonl(tmp_path / "run" / "metrics.jsonl")]
         assert len(steps) == len(set(steps)) and steps[-1] == 1500000
+
+
+def test_a_resumed_run_trains_at_the_hyperparameters_its_config_gives(tmp_path, caplog):
+    from jax_mlp import config, jobs
+
+    common = ["trainer.compilation_cache=false", "experiment=moons", "trainer.checkpoint_every=19",
+              "trainer.log_every=19", "optimizer.schedule=constant", "trainer.eval_every=100"]
+    jobs.execute(config.load(config.compose([*common, "trainer.epochs=2"])), tmp_path)
+    resumed = config.load(config.compose([*common, "trainer.epochs=4", "optimizer.lr=0.5", "trainer.resume=true"]))
+    with caplog.at_level("INFO", logger="jax_mlp"):
+        jobs.execute(resumed, tmp_path)
+    assert "optimizer.lr=0.5 from here on (the checkpoint's was 0.05)" in caplog.messages
+    assert [(m["step"], m["lr"]) for m in read_jsonl(tmp_path / "metrics.jsonl")] == [
+        (0, 0.05), (19, 0.05), (38, 0.05), (57, 0.5), (76, 0.5)]
