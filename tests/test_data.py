@@ -228,3 +228,14 @@ def test_fractions_that_leave_no_training_data():
 
 def test_unknown_bundled_name():
     assert "is not bundled with scikit-learn; choose one of digits, iris" in _error("data=iris", "data.name=mnist2")
+
+
+@pytest.mark.parametrize("shape, hint", [
+    ((10,), "; for one feature a sample, save x[:, None]"),
+    ((10, 4, 4), "; flatten each sample: save x.reshape(len(x), -1)"),
+])
+def test_npz_features_of_another_rank_say_how_to_reshape_them(tmp_path, shape, hint):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros(shape), y=np.zeros(10))
+    assert _error("data=npz", f"data.path={path}") == (
+        f"{path}: 'x' must be a 2-D numeric array (samples x features), got float64 of shape {list(shape)}{hint}")

@@ -104,8 +104,15 @@ def read_npz(cfg: Any, seed: int) -> Raw:
         if key not in arrays:
             raise UserError(f"{file} has no array {key!r}; it has {', '.join(sorted(arrays)) or 'none'}")
     x = arrays[cfg.x_key]
-    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
-        raise UserError(f"{file}: {cfg.x_key!r} must be a 2-D numeric array, got {x.dtype} of shape {list(x.shape)}")
+    numeric = np.issubdtype(x.dtype, np.number)
+    if x.ndim != 2 or not numeric:
+        hint = ""
+        if numeric and x.ndim == 1:
+            hint = "; for one feature a sample, save x[:, None]"
+        elif numeric and x.ndim > 2:
+            hint = "; flatten each sample: save x.reshape(len(x), -1)"
+        raise UserError(f"{file}: {cfg.x_key!r} must be a 2-D numeric array (samples x features), got "
+                        f"{x.dtype} of shape {list(x.shape)}{hint}")
     if len(arrays[cfg.y_key]) != len(x):
         raise UserError(f"{file}: {cfg.x_key!r} has {len(x)} rows but {cfg.y_key!r} has {len(arrays[cfg.y_key])}")
     y, classes = _targets(arrays[cfg.y_key], cfg, str(file))
