@@ -20,6 +20,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from jax_mlp import devices, losses, model, optim
+from jax_mlp.data.readers import csv_delimiter
 from jax_mlp.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -453,6 +454,9 @@ def check_data(d: DataConfig) -> None:
         _require(math.isfinite(d.noise) and d.noise >= 0, "data.noise", "a finite number >= 0", d.noise)
     if isinstance(d, (SpiralsDataConfig, BlobsDataConfig)):
         _require(d.classes >= 2, "data.classes", "an integer >= 2", d.classes)
+    if isinstance(d, CsvDataConfig):
+        _require(len(csv_delimiter(d.delimiter)) == 1, "data.delimiter", "one character (or \\t, tab)",
+                 d.delimiter)
     if isinstance(d, BlobsDataConfig):
         _require(d.features >= 1, "data.features", "an integer >= 1", d.features)
         _require(math.isfinite(d.cluster_std) and d.cluster_std > 0, "data.cluster_std",
@@ -503,7 +507,9 @@ def describe_error(error: BaseException) -> str:
         options = [o for o in error.options if not o.startswith(SCHEMA_PREFIX)]
         return f"{group}={name} is not a config option; choose one of {', '.join(options)}"
     if isinstance(error, OverrideParseException):
-        return f"cannot parse the override {error.override!r}: {error.message.splitlines()[0]}"
+        key, _, value = str(error.override).partition("=")
+        return (f"cannot parse the override {error.override!r}: {error.message.splitlines()[0]}; quote a "
+                f"value with special characters, e.g. '{key}=\"{value}\"'")
     sweeper = re.match(r"In '(hparams_search/\w+)': Could not override 'hydra/sweeper/", str(error))
     if sweeper:  # the search brings its sweeper, and a hydra/sweeper= on the command line displaced it
         return f"{sweeper[1].replace('/', '=')} brings its own sweeper; drop hydra/sweeper=... from the command line"

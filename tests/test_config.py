@@ -101,6 +101,10 @@ def test_momentum_preset():
     (["model.init=he_normal"], "model.init=he_normal draws the weights, but model.weights gives them"),
     (["model=mlp", "model.init=explicit"], "model.init=explicit needs model.weights (one {w, b} a layer)"),
     (["optimizer.lr=[1"], "cannot parse the override 'optimizer.lr=[1'"),
+    (["data=csv", "data.delimiter=;"], "cannot parse the override 'data.delimiter=;': LexerNoViableAltException: "
+                                       "data.delimiter=;; quote a value with special characters, e.g. "
+                                       "'data.delimiter=\";\"'"),
+    (["data=csv", "data.target=y", "data.delimiter=ab"], "data.delimiter must be one character (or \\t, tab), got 'ab'"),
     (["experiment=digits", "optimizer=sgd"], "unknown config key 'optimizer.weight_decay' (set by experiment/digits); "
                                              "allowed here: final_lr_fraction, lr, momentum, name, nesterov, schedule, warmup_steps"),
 ])

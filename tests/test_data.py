@@ -178,7 +178,7 @@ def test_nonfinite_features_are_counted_and_located_or_dropped(tmp_path):
     path.write_text("a,b,y\n" + "".join(f"{i},{'nan' if i in (3, 5) else i},{i}\n" for i in range(20))
                     + "7,inf,1\n")
     message = _error("data=csv", f"data.path={path}", "data.target=y")
-    assert message.startswith("the data hold 3 NaN or infinite values in 3 rows (first: sample 3, 'b')")
+    assert message.startswith("the data hold 3 missing (NaN or empty) or infinite values in 3 rows (first: sample 3, 'b')")
     assert "data.drop_nonfinite=true" in message
     data = _load("data=csv", f"data.path={path}", "data.target=y", "data.drop_nonfinite=true",
                  "data.val_fraction=0", "data.test_fraction=0")
@@ -239,3 +239,28 @@ def test_npz_features_of_another_rank_say_how_to_reshape_them(tmp_path, shape, h
     np.savez(path, x=np.zeros(shape), y=np.zeros(10))
     assert _error("data=npz", f"data.path={path}") == (
         f"{path}: 'x' must be a 2-D numeric array (samples x features), got float64 of shape {list(shape)}{hint}")
+
+
+def test_csv_as_spreadsheets_save_it_byte_order_mark_tabs_and_empty_cells(tmp_path):
+    path = tmp_path / "d.csv"
+    rows = "".join(f"{i}\t{'' if i == 3 else 2 * i}\t{'' if i == 5 else 3 * i}\r\n" for i in range(10))
+    path.write_bytes(("\ufeffa\tb\ty\r\n" + rows).encode("utf-8"))  # Excel's "Unicode text"
+    overrides = ("data=csv", f"data.path={path}", "data.target=y", "data.standardize=false",
+                 "data.val_fraction=0", "data.test_fraction=0")
+    for tab in ("data.delimiter=\\t", "data.delimiter=tab"):
+        assert _error(*overrides, tab) == ("the data hold 2 missing (NaN or empty) or infinite values in 2 rows "
+                                           "(first: sample 3, 'b'); set data.drop_nonfinite=true to drop those rows")
+    data = _load(*overrides, "data.delimiter=tab", "data.drop_nonfinite=true")
+    assert data.feature_names == ("a", "b")  # no byte-order mark in the first name
+    assert sorted(data.train.x[:, 0]) == [0, 1, 2, 4, 6, 7, 8, 9]
+
+
+def test_csv_that_is_not_utf8_text_or_lacks_a_label_is_one_line(tmp_path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("café,y\n1,2\n".encode("latin-1"))
+    assert _error("data=csv", f"data.path={latin}", "data.target=y") == (
+        f"{latin} is not UTF-8 text (byte 3); save it as CSV in UTF-8")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("a,y\n1,x\n2,\n3,y\n")
+    assert _error("data=csv", f"data.path={labels}", "data.target=y", "data.task=classification") == (
+        f"{labels} line 3, column 'y': no class label; give one or remove the row")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,11 @@ from jax_mlp.data.labels import encode_labels
 from jax_mlp.errors import UserError
 
 TASKS = (REGRESSION, CLASSIFICATION)
+
+
+def csv_delimiter(value: str) -> str:
+    """``data.delimiter`` as the character it means: ``\\t`` and ``tab`` are a tab."""
+    return "\t" if value in ("\\t", "tab") else value
 
 
 def _existing(path: str | None, what: str = "data.path") -> Path:
@@ -49,8 +55,13 @@ def read_csv(cfg: Any, seed: int) -> Raw:
     """A CSV file: ``data.target`` (a column or a list of them) against ``data.features``
     (null: all other columns). Cells must be numbers, except class labels."""
     file = _existing(cfg.path)
-    with open(file, newline="") as f:
-        rows = [row for row in csv.reader(f, delimiter=cfg.delimiter) if row]
+    try:  # utf-8-sig: the byte-order mark spreadsheet programs put first is not part of a column name
+        with open(file, newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f, delimiter=csv_delimiter(cfg.delimiter)) if row]
+    except UnicodeDecodeError as error:
+        raise UserError(f"{file} is not UTF-8 text (byte {error.start}); save it as CSV in UTF-8") from None
+    except csv.Error as error:
+        raise UserError(f"{file} is not a CSV file ({error})") from None
     if cfg.header:
         if not rows:
             raise UserError(f"{file} is empty")
@@ -71,22 +82,33 @@ def read_csv(cfg: Any, seed: int) -> Raw:
     x = np.empty((len(rows), len(feature_cols)))
     for line, row in enumerate(rows, start=first_line):
         for j, col in enumerate(feature_cols):
-            try:
-                x[line - first_line, j] = float(row[col])
-            except ValueError:
-                raise UserError(f"{file} line {line}, column {header[col]!r}: {row[col]!r} is not a "
-                                f"number") from None
+            x[line - first_line, j] = _number(row[col], f"{file} line {line}, column {header[col]!r}")
     raw_targets = np.array([[row[c].strip() for c in target_cols] for row in rows])
-    if cfg.task == REGRESSION:
-        for line, row in enumerate(raw_targets, start=first_line):
-            for value, col in zip(row, target_cols):
-                try:
-                    float(value)
-                except ValueError:
-                    raise UserError(f"{file} line {line}, column {header[col]!r}: {value!r} is not a "
-                                    f"number (set data.task=classification for class labels)") from None
+    for line, row in enumerate(raw_targets, start=first_line):
+        for value, col in zip(row, target_cols):
+            where = f"{file} line {line}, column {header[col]!r}"
+            if cfg.task == REGRESSION:
+                _number(value, where, " (set data.task=classification for class labels)")
+            elif not value:
+                raise UserError(f"{where}: no class label; give one or remove the row")
+    if cfg.task == REGRESSION:  # empty cells become NaN, which `drop_nonfinite` refuses or drops
+        raw_targets = np.where(raw_targets == "", "nan", raw_targets)
     y, classes = _targets(raw_targets, cfg, str(file))
     return Raw(x, y, cfg.task, tuple(header[c] for c in feature_cols), classes)
+
+
+def _number(cell: str, where: str, hint: str = "") -> float:
+    """A CSV cell as a float; an empty cell is a missing value, NaN (as pandas reads it).
+
+    Raises:
+      UserError: the cell is text; the message says `where` (``FILE line N, column 'c'``).
+    """
+    if not cell.strip():
+        return math.nan
+    try:
+        return float(cell)
+    except ValueError:
+        raise UserError(f"{where}: {cell!r} is not a number{hint}") from None
 
 
 def read_npz(cfg: Any, seed: int) -> Raw:

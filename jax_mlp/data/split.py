@@ -24,9 +24,9 @@ def drop_nonfinite(raw: Raw, drop: bool) -> Raw:
     if not drop:
         row, col = np.argwhere(bad)[0]
         column = raw.feature_names[col] if col < len(raw.feature_names) else f"target {col - len(raw.feature_names)}"
-        raise UserError(f"the data hold {int(bad.sum())} NaN or infinite values in {len(rows)} rows "
-                        f"(first: sample {row}, {column!r}); set data.drop_nonfinite=true to drop those rows")
-    log.warning("dropping %d rows with NaN or infinite values (first: sample %d)", len(rows), rows[0])
+        raise UserError(f"the data hold {int(bad.sum())} missing (NaN or empty) or infinite values in {len(rows)} "
+                        f"rows (first: sample {row}, {column!r}); set data.drop_nonfinite=true to drop those rows")
+    log.warning("dropping %d rows with missing or infinite values (first: sample %d)", len(rows), rows[0])
     keep = np.setdiff1d(np.arange(len(raw.x)), rows)
     return Raw(raw.x[keep], raw.y[keep], raw.task, raw.feature_names, raw.class_names, raw.test)
 
