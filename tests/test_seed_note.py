@@ -121,3 +121,14 @@ def test_walkthrough_draws_the_network(run_script, tmp_path):
     picture = (tmp_path / "network.png").read_bytes()
     assert picture.startswith(b"\x89PNG\r\n\x1a\n") and len(picture) > 20000
     assert "L = 1/3 sum (y_hat - y)^2 = 15.628558" in result.stdout  # the text is still printed
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("nowhere/network.png", "No such file or directory"),
+    ("network.txt", "Format 'txt' is not supported"),
+])
+def test_walkthrough_plot_that_cannot_be_written_is_one_line(run_script, tmp_path, name, expected):
+    result = run_script("walkthrough.py", "--plot", str(tmp_path / name))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"jax_mlp: error: --plot {tmp_path / name}: {expected}")
+    assert result.stderr.count("\n") == 1
