@@ -264,3 +264,14 @@ def test_csv_that_is_not_utf8_text_or_lacks_a_label_is_one_line(tmp_path):
     labels.write_text("a,y\n1,x\n2,\n3,y\n")
     assert _error("data=csv", f"data.path={labels}", "data.target=y", "data.task=classification") == (
         f"{labels} line 3, column 'y': no class label; give one or remove the row")
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"garbage\n", "cannot be read (Not a gzipped file (b'ga'))"),  # named .gz, not gzipped
+    (gzip.compress(b"\x00\x00\x08\x03\x00"), "is not an IDX file of unsigned bytes"),  # a header cut short
+])
+def test_mnist_files_that_cannot_be_read_are_one_line(tmp_path, content, expected):
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (tmp_path / f"{stem}.gz").write_bytes(content)
+    assert _error("data=mnist", f"data.path={tmp_path}") == f"{tmp_path / 'train-images-idx3-ubyte.gz'} {expected}"

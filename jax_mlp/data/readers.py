@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -153,8 +154,12 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 
 def read_idx(file: Path) -> np.ndarray:
     """An IDX file (gzipped or not) as a uint8 array of the shape its header gives."""
-    data = (gzip.open if file.suffix == ".gz" else open)(file, "rb").read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+    try:
+        with (gzip.open if file.suffix == ".gz" else open)(file, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as error:  # gzip's: not gzipped, truncated, corrupt
+        raise UserError(f"{file} cannot be read ({error})") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08 or len(data) < 4 + 4 * data[3]:
         raise UserError(f"{file} is not an IDX file of unsigned bytes")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
