@@ -4,6 +4,7 @@ and a progress bar on a terminal."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -12,6 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+from jax_mlp.errors import UserError
 
 
 class CsvWriter:
@@ -40,6 +43,13 @@ class TensorboardWriter:
     """TensorBoard event files in a folder (through tensorboardX): every metric of a log point as
     a scalar (``train/loss``, ``val/accuracy``, ``lr``, ...), and at the end the run's
     hyperparameters with its final metrics in TensorBoard's hparams view."""
+
+    @staticmethod
+    def check_installed() -> None:
+        """Raises `UserError` when tensorboardX, an optional dependency, is not installed."""
+        if importlib.util.find_spec("tensorboardX") is None:
+            raise UserError('logger=[...,tensorboard] needs tensorboardX: pip install -e ".[tensorboard]" '
+                            "(or pip install tensorboardX)")
 
     def __init__(self, folder: Path, hparams: dict[str, Any], resume_step: int | None = None) -> None:
         from tensorboardX import SummaryWriter

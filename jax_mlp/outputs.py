@@ -53,6 +53,8 @@ class RunOutputs:
         self.writers: list[Any] = []
         if not self.writes:
             return
+        if cfg.logger.tensorboard is not None:
+            TensorboardWriter.check_installed()  # before the folder is touched
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "scaling.json").write_text(json.dumps(problem.data.scaling.as_dict()) + "\n")
         loggers = cfg.logger

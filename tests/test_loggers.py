@@ -80,3 +80,17 @@ def test_a_resumed_csv_keeps_its_rows_up_to_the_checkpoint(tmp_path):
     writer.close()
     assert (tmp_path / "metrics.csv").read_text().splitlines() == [
         "step,loss,val_loss", "0,0.0,1.5", "10,1.0,", "20,9.0,"]
+
+
+def test_tensorboard_without_tensorboardx_is_one_line_before_the_folder_is_touched(tmp_path, monkeypatch):
+    import importlib.util
+
+    from jax_mlp.errors import UserError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboardX" else real(name, *a))
+    cfg = config.load(config.compose([*OVERRIDES, "logger=[jsonl,tensorboard]"]))
+    with pytest.raises(UserError, match=r'^logger=\[\.\.\.,tensorboard\] needs tensorboardX: pip install -e '
+                                        r'"\.\[tensorboard\]"'):
+        jobs.execute(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
