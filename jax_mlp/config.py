@@ -498,12 +498,22 @@ def optimizer_kind(cfg: OptimizerConfig, total_steps: int) -> optim.OptimizerKin
                          final_fraction=cfg.final_lr_fraction)
 
 
+# Config options that Hydra plugins of the optional extras register, and how to install them.
+PLUGIN_EXTRAS = {
+    **{f"hydra/launcher/{name}": 'pip install -e ".[launchers]"' for name in ("joblib", "submitit_local",
+                                                                               "submitit_slurm")},
+    "hydra/sweeper/optuna": 'pip install -e ".[optuna]"',
+}
+
+
 def describe_error(error: BaseException) -> str:
     """One line for a Hydra or OmegaConf composition error: what is wrong and what is allowed."""
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
     if isinstance(error, MissingConfigException) and error.options is not None:
         group, _, name = (error.missing_cfg_file or "").rpartition("/")
+        if f"{group}/{name}" in PLUGIN_EXTRAS:  # an optional Hydra plugin that is not installed
+            return f"{group}={name} is a Hydra plugin that is not installed: {PLUGIN_EXTRAS[f'{group}/{name}']}"
         options = [o for o in error.options if not o.startswith(SCHEMA_PREFIX)]
         return f"{group}={name} is not a config option; choose one of {', '.join(options)}"
     if isinstance(error, OverrideParseException):

@@ -123,3 +123,16 @@ def test_the_readmes_option_table_is_the_configs():
     table = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table)
     assert table.markdown() in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("missing, expected", [
+    ("hydra/launcher/joblib", 'hydra/launcher=joblib is a Hydra plugin that is not installed: pip install -e ".[launchers]"'),
+    ("hydra/sweeper/optuna", 'hydra/sweeper=optuna is a Hydra plugin that is not installed: pip install -e ".[optuna]"'),
+    ("hydra/launcher/ray", "hydra/launcher=ray is not a config option; choose one of basic"),
+])
+def test_a_plugin_of_an_extra_that_is_not_installed_says_what_to_install(missing, expected):
+    # What Hydra raises when no installed plugin registers the option (seen in a plain `pip install -e .`).
+    from hydra.errors import MissingConfigException
+
+    error = MissingConfigException(f"Could not find '{missing}'", missing_cfg_file=missing, options=["basic"])
+    assert config.describe_error(error) == expected
