@@ -160,3 +160,18 @@ def test_ctrl_c_outside_training_ends_as_one_line_and_status_130():
     code = "from jax_mlp import run\ndef interrupted():\n    raise KeyboardInterrupt\nrun.exit_after(interrupted)\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert (result.returncode, result.stderr) == (130, "jax_mlp: interrupted (SIGINT)\n")
+
+
+def test_help_lists_each_groups_options_as_conf_holds_them(run_script):
+    result = run_script("train.py", "--help")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("== Groups")[1].split("== Keys")[0].strip().splitlines()[1:]
+    listed = {line.split(":")[0].split(" (")[0]: line.split(": ", 1)[1].split(" (")[0].split(", ") for line in lines}
+    conf = ROOT / "conf"
+    expected = {group.name: {path.stem for path in group.glob("*.yaml")} for group in conf.iterdir() if group.is_dir()}
+    assert {group: set(options) for group, options in listed.items() if group != "hydra/sweeper"} == expected
+    assert listed["hydra/sweeper"] == ["basic", "vmap"]
+    defaults = {"model": "seed_note", "data": "seed_note", "optimizer": "sgd", "trainer": "default", "logger": "jsonl"}
+    assert all(listed[group][0] == default for group, default in defaults.items())
+    assert "schema" not in result.stdout.split("== Keys")[0]
+    assert "activation: sigmoid" in result.stdout  # the composed config follows
