@@ -72,13 +72,16 @@ def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state:
     checkpointer = checkpoint.Checkpointer(checkpoints_dir(cfg, out_dir), t.keep_checkpoints)
     if t.resume is False:
         return checkpointer, state, None
-    restored = checkpointer.restore(state)
-    step = int(restored.step)
-    if step > problem.total_steps:
+    try:
+        restored = checkpointer.restore(state)
+        step = int(restored.step)
+        if step > problem.total_steps:
+            raise UserError(f"the newest checkpoint in {checkpointer.directory} is at step {step}, past "
+                            f"this run's {problem.total_steps} steps; train for more (trainer.steps or "
+                            "trainer.epochs), or start afresh without trainer.resume")
+    except UserError:
         checkpointer.close()
-        raise UserError(f"the newest checkpoint in {checkpointer.directory} is at step {step}, past "
-                        f"this run's {problem.total_steps} steps; train for more (trainer.steps or "
-                        "trainer.epochs), or start afresh without trainer.resume")
+        raise
     log.info("resuming from step %d of %s", step, checkpointer.directory)
     key = {optax_name: key for key, optax_name in config.OPTAX_NAMES.items()}
     for name, (old, new) in optim.changed_hyperparams(restored.opt_state, state.opt_state).items():

@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 def _dumper() -> type:
     """The dumper of `OmegaConf.to_yaml`, on libyaml's C emitter where PyYAML has it (about twice
-    as fast; `_Template` checks that it writes the same text)."""
+    as fast; `_Template` checks that it writes the same text, and `_yaml` keeps strings of several
+    lines from it)."""
     slow = get_omega_conf_dumper()
     if not getattr(yaml, "__with_libyaml__", False):
         return slow
@@ -55,11 +56,26 @@ def _dumper() -> type:
 
 
 _DUMPER = _dumper()
+_EXACT_DUMPER = get_omega_conf_dumper()
+
+
+def _multiline(value: Any) -> bool:
+    """Whether a plain container holds a string of several lines."""
+    if isinstance(value, str):
+        return "\n" in value
+    if isinstance(value, dict):
+        return any(_multiline(v) for v in value.values())
+    return isinstance(value, list) and any(_multiline(v) for v in value)
 
 
 def _yaml(container: Any) -> str:
-    """A plain container as `OmegaConf.to_yaml` writes the config it came from."""
-    return yaml.dump(container, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=_DUMPER)
+    """A plain container as `OmegaConf.to_yaml` writes the config it came from.
+
+    libyaml's emitter folds long quoted strings of several lines (a help template, say) at other
+    places than PyYAML's own, so those go through OmegaConf's own dumper.
+    """
+    dumper = _EXACT_DUMPER if _DUMPER is not _EXACT_DUMPER and _multiline(container) else _DUMPER
+    return yaml.dump(container, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=dumper)
 
 
 def _plain(node: Any) -> Any:
