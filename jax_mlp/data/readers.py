@@ -54,7 +54,8 @@ def _column_index(ref: Any, header: list[str], file: Path) -> int:
 
 def read_csv(cfg: Any, seed: int) -> Raw:
     """A CSV file: ``data.target`` (a column or a list of them) against ``data.features``
-    (null: all other columns). Cells must be numbers, except class labels."""
+    (null: all other columns). Cells must be numbers (an empty one is a missing value, NaN),
+    except class labels."""
     file = _existing(cfg.path)
     try:  # utf-8-sig: the byte-order mark spreadsheet programs put first is not part of a column name
         with open(file, newline="", encoding="utf-8-sig") as f:
