@@ -93,6 +93,8 @@ def main() -> None:
     # Let composition errors reach us instead of Hydra's multi-line report, so they end as one line.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     config.register()
+    if {"--help", "-h"} & set(sys.argv[1:]) and not any(a.startswith("hydra/help=") for a in sys.argv[1:]):
+        sys.argv.append("hydra/help=jax_mlp")  # conf/hydra/help/jax_mlp.yaml, parsed for --help only
     if devices.launch_rank(os.environ) > 0:
         # One process of a multi-process run: process 0 writes the run folder, so this one keeps
         # Hydra's .hydra/ files and log file out of it (and logs to its stdout).
