@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
             written += [path for path in [plots.sweep_plot(args.folder, rows)] if path is not None]
     except UserError as error:
         run.exit_user_error(str(error))
-    except OSError as error:  # a folder this user may read but not write
-        run.exit_user_error(f"cannot write {error.filename} ({error.strerror})")
+    except OSError as error:  # a folder this user may read but not write, say
+        run.exit_user_error(f"{error.filename}: {error.strerror}")
     for path in written:
         print(path)
     return 0

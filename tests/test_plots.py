@@ -80,3 +80,16 @@ def test_the_sweep_plot_draws_each_swept_key_on_log_axes_where_values_span_decad
     assert [(a.get_xscale(), a.get_yscale()) for a in axes] == [("log", "log"), ("linear", "log")]
     lr_line = axes[0].get_lines()[0]
     assert list(lr_line.get_xdata()) == [0.001, 0.1, 1.0]  # the infinite learning rate is not drawn
+
+
+def test_pictures_and_eval_json_that_cannot_be_written_are_one_line(tmp_path, run_script):
+    cfg = config.load(config.compose(["trainer.compilation_cache=false", "trainer.steps=20"]))
+    assert jobs.execute(cfg, tmp_path / "run").status == "completed"
+    (tmp_path / "run" / "loss.png").mkdir()  # in the way, as a folder one may not write to would be
+    (tmp_path / "run" / "eval.json").mkdir()
+    drawn = run_script("plot.py", str(tmp_path / "run"))
+    assert (drawn.returncode, drawn.stderr) == (2, f"jax_mlp: error: {tmp_path / 'run' / 'loss.png'}: Is a directory\n")
+    evaluated = run_script("evaluate.py", str(tmp_path / "run"), "--split", "train")
+    assert evaluated.returncode == 2 and evaluated.stdout.startswith("train_loss ")
+    assert evaluated.stderr == (f"jax_mlp: error: cannot write {tmp_path / 'run' / 'eval.json'} (Is a directory); "
+                                "the metrics are above\n")
