@@ -55,3 +55,15 @@ def train_cli(run_script, tmp_path: Path):
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuses test names built from binary data or object addresses.
+
+    pytest-xdist's workers collect separately and must agree on every name; bytes with a time stamp
+    in them (gzip) or an object's repr differ between processes, and CI then stops at collection.
+    Give such parameters ``ids=``.
+    """
+    unstable = [item.nodeid for item in items if "\\x" in item.nodeid or " at 0x" in item.nodeid]
+    if unstable:
+        raise pytest.UsageError(f"give these parameters ids= (their names differ between processes): {unstable}")
