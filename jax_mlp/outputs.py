@@ -25,13 +25,15 @@ from jax_mlp.problems import Problem
 
 log = logging.getLogger("jax_mlp")
 
+NOT_STARTED = "not started"  # the status of a sweep's job that a signal stopped before it trained
+
 
 @dataclass(frozen=True)
 class Outcome:
     """What `execute` reports back: the objective and how the run ended."""
 
     objective: float
-    status: str  # "completed", "diverged" or "interrupted"
+    status: str  # "completed", "diverged", "interrupted" or NOT_STARTED
     message: str = ""
     exit_code: int = 0
 

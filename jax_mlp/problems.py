@@ -64,10 +64,12 @@ def loss_name(cfg: config.Config, data: Dataset) -> str:
     return "mse" if cfg.trainer.loss == "auto" else cfg.trainer.loss
 
 
-def prepare(cfg: config.Config, scaling: Scaling | None = None) -> Problem:
-    """Loads the data (scaled by `scaling`, else by one fitted on it) and fixes the static task."""
+def prepare(cfg: config.Config, scaling: Scaling | None = None,
+            load: Callable[[Any, int, Scaling | None], Dataset] = load_dataset) -> Problem:
+    """Loads the data with `load` (scaled by `scaling`, else by one fitted on it) and fixes the
+    static task."""
     dtype = jnp.float64 if cfg.trainer.precision == "float64" else jnp.float32
-    data = load_dataset(cfg.data, config.data_seed(cfg), scaling)
+    data = load(cfg.data, config.data_seed(cfg), scaling)
     sizes = layer_sizes(cfg.model, data)
     mlp = model.MLP(sizes, cfg.model.activation, cfg.model.output_activation)
     t = cfg.trainer

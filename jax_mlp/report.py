@@ -45,8 +45,9 @@ def metrics_table(final: dict[str, dict[str, float]]) -> str:
 SUMMARY_COLUMNS = ("job", "overrides", "status", "objective")
 
 
-def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job folder under `sweep_dir` (a folder holding ``.hydra/overrides.yaml``)."""
+def sweep_rows(sweep_dir: Path, missing: str = "failed") -> list[dict[str, Any]]:
+    """One row per job folder under `sweep_dir` (a folder holding ``.hydra/overrides.yaml``); a job
+    without ``summary.json`` has status `missing`."""
     import yaml
 
     rows = []
@@ -63,7 +64,7 @@ def sweep_rows(sweep_dir: Path) -> list[dict[str, Any]]:
                 if key.startswith(("train_", "val_", "test_")) and isinstance(value, (int, float, str)):
                     row[key] = float(value)
         else:
-            row.update(status="failed", objective=math.inf)
+            row.update(status=missing, objective=math.inf)
         rows.append(row)
     rows.sort(key=lambda r: (not math.isfinite(r["objective"]), r["objective"], r["job"]))
     return rows
@@ -73,17 +74,18 @@ def _cell(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def write_sweep_summary(sweep_dir: Path) -> list[dict[str, Any]]:
+def write_sweep_summary(sweep_dir: Path, missing: str = "failed") -> list[dict[str, Any]]:
     """Writes ``sweep_summary.csv`` and ``sweep_summary.md`` at the sweep's root: one row a job
     (its folder, overrides, status, objective and final metrics), best objective first.
 
-    A job without ``summary.json`` (it failed before training) is listed as ``failed``.
+    A job without ``summary.json`` is listed with status `missing`: ``failed`` (before training)
+    when the sweep ran to its end, ``not started`` when a signal stopped it.
 
     Returns:
       The rows, as written.
     """
     sweep_dir = Path(sweep_dir)
-    rows = sweep_rows(sweep_dir)
+    rows = sweep_rows(sweep_dir, missing)
     metrics = sorted({k for row in rows for k in row} - set(SUMMARY_COLUMNS))
     columns = [*SUMMARY_COLUMNS, *metrics]
     buffer = io.StringIO()

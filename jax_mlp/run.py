@@ -28,8 +28,10 @@ from jax_mlp import config, devices, hydra_mode, report
 from jax_mlp.errors import EXIT_USER_ERROR, UserError
 from jax_mlp.jobs import execute
 from jax_mlp.logging import progress_wanted
+from jax_mlp.outputs import NOT_STARTED
 
 log = logging.getLogger("jax_mlp")
+INTERRUPTED_EXIT_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 
 
 def run(cfg: DictConfig) -> float:
@@ -58,17 +60,44 @@ def run(cfg: DictConfig) -> float:
 
 
 class SweepSummary(Callback):
-    """A Hydra callback: at the end of a multirun, the sweep summary table at the sweep's root."""
+    """A Hydra callback: at the end of a multirun, the sweep summary table at the sweep's root.
+
+    A multirun that a signal or a job's error ends never reaches Hydra's end of multirun; `main`
+    then calls `write_for_stopped_sweep`, so the jobs that ran are still tabled.
+    """
+
+    in_progress: DictConfig | None = None  # the config of the multirun between its start and end
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        SweepSummary.in_progress = config
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        rows = report.write_sweep_summary(Path(config.hydra.sweep.dir))
-        if rows and OmegaConf.select(config, "trainer.plots", default=False):
-            from jax_mlp import plots
+        SweepSummary.in_progress = None
+        _write_sweep_summary(config, missing="failed")
 
-            plots.sweep_plot(Path(config.hydra.sweep.dir), rows)
-        if rows:
-            log.info("sweep summary of %d jobs in %s; best: %s (objective %.6g)", len(rows),
-                     config.hydra.sweep.dir, rows[0]["overrides"] or "(no overrides)", rows[0]["objective"])
+    @classmethod
+    def write_for_stopped_sweep(cls, interrupted: bool) -> None:
+        """Writes the summary of a multirun that stopped before its end, if one was in progress and
+        a job of it wrote ``summary.json``; jobs without one are ``not started`` if a signal stopped
+        it, else ``failed``."""
+        config, cls.in_progress = cls.in_progress, None
+        if config is None:
+            return
+        if any(row["status"] for row in report.sweep_rows(Path(config.hydra.sweep.dir), missing="")):
+            _write_sweep_summary(config, missing=NOT_STARTED if interrupted else "failed")
+
+
+def _write_sweep_summary(config: DictConfig, missing: str) -> None:
+    """`report.write_sweep_summary` for the multirun of `config`, and its picture if asked for."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    rows = report.write_sweep_summary(sweep_dir, missing)
+    if rows and OmegaConf.select(config, "trainer.plots", default=False):
+        from jax_mlp import plots
+
+        plots.sweep_plot(sweep_dir, rows)
+    if rows:
+        log.info("sweep summary of %d jobs in %s; best: %s (objective %.6g)", len(rows),
+                 sweep_dir, rows[0]["overrides"] or "(no overrides)", rows[0]["objective"])
 
 
 def _task(cfg: DictConfig) -> float:
@@ -102,7 +131,12 @@ def main() -> None:
     app = hydra.main(config_path=str(config.CONFIG_DIR), config_name="config", version_base="1.3")(_task)
     try:
         with hydra_mode.probe_skipped(sys.argv[1:], config.CONFIG_DIR):
-            app()
+            try:
+                app()
+            except (SystemExit, KeyboardInterrupt) as stop:
+                SweepSummary.write_for_stopped_sweep(interrupted=isinstance(stop, KeyboardInterrupt)
+                                                     or stop.code in INTERRUPTED_EXIT_CODES)
+                raise
     except (HydraException, OmegaConfBaseException) as error:
         exit_user_error(config.describe_error(error))
     except OSError as error:

@@ -15,20 +15,21 @@ import json
 import logging
 import math
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jax_mlp import config, devices, train
-from jax_mlp.data import Split
+from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.errors import UserError
 from jax_mlp.interrupts import Interrupts
-from jax_mlp.outputs import Outcome, RunOutputs
+from jax_mlp.outputs import NOT_STARTED, Outcome, RunOutputs
 from jax_mlp.problems import (
     Problem,
     describe_run,
@@ -44,8 +45,6 @@ from jax_mlp.problems import (
 log = logging.getLogger("jax_mlp")
 
 FILE_THREADS = 4  # threads writing the runs' folders
-
-NOT_STARTED = "not started"  # the status of a sweep's run whose group a signal kept from training
 
 # What may differ between the runs of one group.
 VARYING_OPTIMIZER_FIELDS = ("lr", "momentum", "b1", "b2", "eps", "weight_decay")
@@ -76,12 +75,38 @@ def check_sweepable(cfg: config.Config) -> None:
                         "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
 
 
-def check_groups(firsts: Sequence[config.Config]) -> None:
+class DataSets:
+    """The data sets of a sweep's groups, each (data config, data seed) loaded once: the checks
+    before training and every group that uses it share one load. `keep_only` drops the ones no
+    later group needs."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, int], Dataset] = {}
+
+    def load(self, data_cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset:
+        """`load_dataset(data_cfg, seed, scaling)`, loaded once (a given `scaling` is not kept)."""
+        if scaling is not None:
+            return load_dataset(data_cfg, seed, scaling)
+        key = (repr(data_cfg), seed)  # data configs are unhashable dataclasses; their repr shows every field
+        if key not in self._loaded:
+            self._loaded[key] = load_dataset(data_cfg, seed)
+        return self._loaded[key]
+
+    def keep_only(self, cfgs: Iterable[config.Config]) -> None:
+        """Drops every loaded data set that none of `cfgs` uses."""
+        wanted = {(repr(cfg.data), config.data_seed(cfg)) for cfg in cfgs}
+        for key in set(self._loaded) - wanted:
+            del self._loaded[key]
+
+
+def check_groups(firsts: Sequence[config.Config], datasets: DataSets | None = None) -> None:
     """Raises `UserError` before any group trains if a group's runs (each group represented by its
     first run in `firsts`) cannot be swept (`check_sweepable`), ask for a platform that is not here,
     or do not fit their data (sizes, loss, explicit weights, warm-up). With more than one structure
-    among the groups, each structure's data are loaded here once more.
+    among the groups, each structure's data are loaded here (through `datasets`, which keeps them
+    for the groups).
     """
+    datasets = datasets or DataSets()
     structures: dict[str, config.Config] = {}
     for cfg in firsts:
         check_sweepable(cfg)
@@ -89,7 +114,7 @@ def check_groups(firsts: Sequence[config.Config]) -> None:
     if len(structures) > 1:
         for cfg in structures.values():
             start_runtime(cfg.trainer)  # as `execute_group` does first: float64, the platform
-            initial_state_fn(cfg, prepare(cfg))
+            initial_state_fn(cfg, prepare(cfg, load=datasets.load))
 
 
 def group_runs(cfgs: Sequence[config.Config], max_batch: int | None = None) -> list[list[int]]:
@@ -115,10 +140,11 @@ def _run_sharding() -> NamedSharding | None:
 
 
 def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
-                  interrupts: Interrupts | None = None) -> list[Outcome]:
+                  interrupts: Interrupts | None = None, datasets: DataSets | None = None) -> list[Outcome]:
     """Trains runs that share `structure_key` as one vmapped program; writes each run's folder.
     When `interrupts` records a signal, training stops at the end of the current compiled span
-    and the runs are written as ``interrupted``.
+    and the runs are written as ``interrupted``. `datasets`: where the data come from (loaded
+    afresh when None).
 
     Returns:
       One `Outcome` per run, in order.
@@ -130,7 +156,7 @@ def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
     # Creating a file takes up to a millisecond on some file systems: threads start the runs'
     # folders while the group compiles, and write their final files side by side.
     with ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="sweep-files") as files:
-        return _train_group(list(cfgs), list(out_dirs), files, interrupts)
+        return _train_group(list(cfgs), list(out_dirs), files, interrupts, datasets or DataSets())
 
 
 @dataclass(frozen=True)
@@ -151,12 +177,14 @@ class GroupData:
     axis: int | None
 
 
-def group_data(members: Sequence[config.Config]) -> GroupData:
-    """Loads each distinct data seed's data once and puts the group's splits on the device."""
+def group_data(members: Sequence[config.Config], datasets: DataSets | None = None) -> GroupData:
+    """Loads each distinct data seed's data once (from `datasets`, when given) and puts the
+    group's splits on the device."""
+    load = (datasets or DataSets()).load
     by_seed: dict[int, Problem] = {}
     for cfg in members:
         if config.data_seed(cfg) not in by_seed:
-            by_seed[config.data_seed(cfg)] = prepare(cfg)
+            by_seed[config.data_seed(cfg)] = prepare(cfg, load=load)
     problems = [by_seed[config.data_seed(cfg)] for cfg in members]
     first = problems[0]
     scales = [target_std(p.data) for p in problems]
@@ -171,13 +199,13 @@ def group_data(members: Sequence[config.Config]) -> GroupData:
 
 
 def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExecutor,
-                 interrupts: Interrupts | None) -> list[Outcome]:
+                 interrupts: Interrupts | None, datasets: DataSets) -> list[Outcome]:
     """`execute_group` once the group is checked; `files` writes the runs' folders."""
     count, t = len(cfgs), cfgs[0].trainer
     sharding = _run_sharding()
     padded = count if sharding is None else -(-count // sharding.mesh.size) * sharding.mesh.size
     members = cfgs + [cfgs[-1]] * (padded - count)  # padding runs repeat the last one
-    data = group_data(members)
+    data = group_data(members, datasets)
     problem, task, axis = data.problems[0], data.problems[0].task, data.axis
     outputs = files.map(lambda cfg, out_dir, problem: RunOutputs(cfg, problem, out_dir, verbose=False),
                         cfgs, out_dirs, data.problems)
@@ -252,14 +280,16 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
         (`check_groups`).
     """
     groups = group_runs(cfgs, max_batch)
-    check_groups([cfgs[members[0]] for members in groups])
+    datasets = DataSets()
+    check_groups([cfgs[members[0]] for members in groups], datasets)
     outcomes: list[Outcome | None] = [None] * len(cfgs)
-    for members in groups:
+    for position, members in enumerate(groups):
         if interrupts is not None and interrupts.arrived():
             stopped = Outcome(math.inf, NOT_STARTED, exit_code=128 + interrupts.signum)
             group = [stopped] * len(members)
         else:
-            group = execute_group([cfgs[i] for i in members], [out_dirs[i] for i in members], interrupts)
+            group = execute_group([cfgs[i] for i in members], [out_dirs[i] for i in members], interrupts, datasets)
+        datasets.keep_only(cfgs[i] for later in groups[position + 1:] for i in later)
         for index, outcome in zip(members, group):
             outcomes[index] = outcome
     return outcomes  # type: ignore[return-value]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -129,6 +130,26 @@ def _note(folder: Path, cache_home: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), *NOTE_ARGS,
                              f"hydra.run.dir={folder}", *extra], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_signal_stops_a_sweep_and_its_summary_tables_the_jobs_that_ran(tmp_path, cache_home):
+    proc = _note(tmp_path / "unused", cache_home, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}", "seed=0,1,2")
+    for line in proc.stdout:
+        if "step 100000 loss" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate()
+    assert proc.returncode == 130, err
+    table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert table == {"0": "interrupted"}
+
+
+def test_a_job_error_stops_a_sweep_and_its_summary_tables_the_jobs_that_ran(run_script, tmp_path):
+    result = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path}", "optimizer.lr=0.1,-1,0.2", "trainer.steps=10")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "jax_mlp: error: optimizer.lr must be a positive finite number, got -1.0"
+    table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert table == {"0": "completed", "1": "failed"}
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

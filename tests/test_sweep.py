@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT, read_jsonl
 
 from jax_mlp import config, jobs, sweep
+from jax_mlp.data import load_dataset
 from jax_mlp.errors import UserError
 from jax_mlp.outputs import Outcome
 
@@ -84,6 +85,27 @@ def test_a_float32_group_after_a_float64_one_trains_in_float32(tmp_path):
         np.testing.assert_allclose(grouped[key], single[key], rtol=1e-5, atol=1e-6)
 
 
+def test_a_sweep_loads_each_data_set_once(tmp_path, monkeypatch):
+    loads = []
+
+    def counted(data_cfg, seed, scaling=None):
+        loads.append((data_cfg.name, seed))
+        return load_dataset(data_cfg, seed, scaling)
+
+    monkeypatch.setattr(sweep, "load_dataset", counted)
+    # Two structures (sgd, adam), so `check_groups` loads data before the groups do; seeds 0 and 1
+    # draw their own data; max_batch cuts each structure into two groups.
+    cfgs = [_cfg("trainer.steps=10", f"optimizer={name}", f"seed={seed}") for name in ("sgd", "adam") for seed in (0, 1)]
+    outcomes = sweep.execute_all(cfgs, [tmp_path / str(i) for i in range(4)], max_batch=1)
+    assert [o.status for o in outcomes] == ["completed"] * 4
+    assert sorted(loads) == [("seed_note", 0), ("seed_note", 1)]
+    datasets = sweep.DataSets()
+    first = datasets.load(cfgs[0].data, 0)
+    assert datasets.load(cfgs[0].data, 0) is first
+    datasets.keep_only(cfgs[1:2])  # seed 1 only
+    assert datasets.load(cfgs[0].data, 0) is not first and len(loads) == 4
+
+
 def test_a_diverging_run_leaves_the_rest_of_its_group_alone(tmp_path):
     cfgs = [_cfg("trainer.steps=300", f"optimizer.lr={lr}") for lr in (0.1, 1000.0, 0.05)]
     outcomes = sweep.execute_all(cfgs, [tmp_path / f"g{i}" for i in range(3)])
@@ -104,6 +126,7 @@ import json, sys, tempfile
 from pathlib import Path
 import jax, numpy as np
 from jax_mlp import config, jobs, sweep
+from jax_mlp.data import load_dataset
 cfgs = [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
         "trainer.steps=200", f"optimizer.lr={lr}", f"seed={s}"])) for lr in (0.05, 0.1, 0.2) for s in (0, 1)]
 out = Path(sys.argv[1])
@@ -196,6 +219,7 @@ def test_vmap_sweeper_reports_bad_values_in_one_line(run_script, tmp_path):
                         "hydra.sweeper.max_batch=0", "optimizer.lr=0.1,0.2")
     assert result.returncode == 2
     assert result.stderr.strip() == "jax_mlp: error: hydra.sweeper.max_batch must be null or a positive integer, got 0"
+    assert not (tmp_path / "sweep_summary.csv").exists()  # no job trained: no table
 
 
 @pytest.mark.slow
@@ -223,6 +247,8 @@ def test_a_signal_stops_a_vmap_sweep_and_writes_its_runs_as_interrupted(tmp_path
         assert (summary["status"], summary["steps"], summary["objective"]) == ("interrupted", stopped, "inf")
     assert (tmp_path / "1" / "params.npz").is_file()
     assert not (tmp_path / "2" / "summary.json").exists() and (tmp_path / "3" / ".hydra" / "config.yaml").is_file()
+    table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert table == {"0": "interrupted", "1": "interrupted", "2": "not started", "3": "not started"}
 
 
 def test_a_sweep_stopped_before_any_group_trained_says_so():
