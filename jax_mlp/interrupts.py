@@ -1,24 +1,56 @@
 """Ctrl-C and SIGTERM as requests to stop training at the end of the current compiled span,
-rather than as an end of the process in the middle of writing a run's files."""
+rather than as an end of the process in the middle of writing a run's files.
+
+A sweep whose jobs run in worker processes (``launcher=joblib``) has one more path: its parent
+process catches the signal (`StopRequests`) and writes a stop file, which every worker's
+`Interrupts` reads at each span's end; the workers themselves ignore SIGINT, so the parent decides
+when the sweep ends.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
+from pathlib import Path
 from typing import Any
+
+STOP_FILE_ENV = "JAX_MLP_STOP_FILE"  # set by a launcher's parent process for its workers
+
+
+def stop_file() -> Path | None:
+    """The stop file a launcher's parent process named for this worker, or None outside such a sweep."""
+    name = os.environ.get(STOP_FILE_ENV)
+    return Path(name) if name else None
+
+
+def requested_stop() -> int | None:
+    """The number of the signal the parent process wrote into the stop file, or None (no file, or
+    not a worker of such a sweep)."""
+    path = stop_file()
+    try:
+        return None if path is None else int(path.read_text())
+    except (FileNotFoundError, ValueError):  # none yet, or caught half-written
+        return None
 
 
 class Interrupts:
     """While active, SIGINT and SIGTERM are recorded instead of ending the process, so training
-    can stop at the next span's end, save a checkpoint and write its summary."""
+    can stop at the next span's end, save a checkpoint and write its summary. A signal that the
+    process ignores (a background job's SIGINT, a sweep worker's) stays ignored; a worker of a
+    sweep also stops when its parent requests it (`requested_stop`)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._watch_stop_file = stop_file() is not None
 
     def arrived(self) -> bool:
+        if self.signum is None and self._watch_stop_file:
+            self.signum = requested_stop()
         return self.signum is not None
 
     def _record(self, signum: int, frame: Any) -> None:
@@ -26,9 +58,44 @@ class Interrupts:
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._record) for s in self.SIGNALS}
+            self._previous = {s: signal.signal(s, self._record) for s in self.SIGNALS
+                              if signal.getsignal(s) is not signal.SIG_IGN}
         return self
 
     def __exit__(self, *exc: object) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+
+class StopRequests:
+    """A launcher's parent process while its workers train a sweep: the first SIGINT or SIGTERM
+    writes its number into `path` (the workers' stop file, named to them by `STOP_FILE_ENV`), so
+    the jobs in training stop at their span's end and save, and jobs not yet started do not train;
+    a second signal raises KeyboardInterrupt, to stop at once. `signum`: the first signal, or None.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _record(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.path.write_text(str(signum))
+        print(f"jax_mlp: {signal.Signals(signum).name}: the jobs in training stop at the end of their "
+              "compiled span and save; Ctrl-C again to stop at once", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> StopRequests:
+        self.path.unlink(missing_ok=True)
+        os.environ[STOP_FILE_ENV] = str(self.path)
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._record) for s in Interrupts.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        os.environ.pop(STOP_FILE_ENV, None)
+        self.path.unlink(missing_ok=True)

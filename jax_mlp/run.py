@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import signal
 import sys
@@ -24,7 +25,7 @@ from typing import Any, NoReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from jax_mlp import config, devices, hydra_mode, report
+from jax_mlp import config, devices, hydra_mode, interrupts, report
 from jax_mlp.errors import EXIT_USER_ERROR, UserError
 from jax_mlp.jobs import execute
 from jax_mlp.logging import progress_wanted
@@ -48,13 +49,22 @@ def run(cfg: DictConfig) -> float:
     out_dir = Path(hydra_cfg.runtime.output_dir)
     log.info("config:\n%s", textwrap.indent(OmegaConf.to_yaml(cfg, resolve=True).rstrip(), "  "))
     log.info("outputs in %s", out_dir)
+    worker = interrupts.stop_file() is not None  # a job in a launcher's worker process
+    if worker:
+        # The parent process takes Ctrl-C and tells the workers (interrupts.StopRequests): a
+        # worker that raised or died would make joblib kill the others while they save.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if interrupts.requested_stop() is not None:
+            log.info("not started: the sweep is stopping")
+            return math.inf
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     shown = sys.stderr if progress_wanted(checked.trainer.progress, sys.stderr, multirun) else None
     outcome = execute(checked, out_dir, progress=shown)
     if outcome.message:
         print(f"jax_mlp: {outcome.message}", file=sys.stderr)
-    # A diverged job of a sweep ends normally (objective inf) so the sweep goes on; a signal ends all.
-    if outcome.status == "interrupted" or (outcome.status == "diverged" and not multirun):
+    # A diverged job of a sweep ends normally (objective inf) so the sweep goes on; a signal ends
+    # all (in a worker, the parent ends the sweep once every worker has returned).
+    if (outcome.status == "interrupted" and not worker) or (outcome.status == "diverged" and not multirun):
         sys.exit(outcome.exit_code)
     return outcome.objective
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import yaml
+from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +29,9 @@ def test_a_two_job_sweep_runs_through_the_launcher(run_script, tmp_path, launche
         summary = json.loads((tmp_path / job / "summary.json").read_text())
         assert summary["status"] == "completed" and summary["lr"] == lr and summary["steps"] == 50
     hydra = yaml.safe_load((tmp_path / "0" / ".hydra" / "hydra.yaml").read_text())["hydra"]
-    assert hydra["launcher"]["_target_"].split(".")[-1] == {"joblib": "JoblibLauncher",
-                                                           "submitit_local": "LocalLauncher"}[launcher]
+    assert hydra["launcher"]["_target_"] == {
+        "joblib": "hydra_plugins.jax_mlp_joblib_launcher.joblib_launcher.JoblibLauncher",  # Hydra's, wrapped
+        "submitit_local": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}[launcher]
     if launcher == "joblib":
         assert hydra["job"]["env_set"]["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     else:
@@ -53,3 +59,29 @@ def test_an_optuna_search_records_its_best_trial(run_script, tmp_path):
     assert again.returncode == 0, again.stderr
     first = (tmp_path / "0" / ".hydra" / "overrides.yaml").read_text()
     assert (tmp_path / "again" / "0" / ".hydra" / "overrides.yaml").read_text() == first
+
+
+def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_path, cache_home):
+    # Ctrl-C in a terminal signals the whole process group: the parent and its joblib workers.
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "launcher=joblib",
+                             f"hydra.sweep.dir={tmp_path}", "seed=0,1,2", "trainer.steps=30000000",
+                             "trainer.log_every=100000"], cwd=ROOT, env=env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    training = 0
+    for line in proc.stdout:
+        training += "step 200000 loss" in line
+        if training == 2:  # both workers are in training
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == ("jax_mlp: SIGINT: the sweep stopped; its jobs in training saved a checkpoint "
+                                    "(status interrupted in sweep_summary.md), later jobs did not start")
+    table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert table == {"0": "interrupted", "1": "interrupted", "2": "not started"}
+    for job in ("0", "1"):
+        steps = json.loads((tmp_path / job / "summary.json").read_text())["steps"]
+        assert 200000 <= steps < 30000000 and (tmp_path / job / "checkpoints" / str(steps)).is_dir()
+    assert not (tmp_path / "2" / "metrics.jsonl").exists() and not (tmp_path / ".jax_mlp_stop").exists()

@@ -1,0 +1,54 @@
+"""``launcher=joblib``: Hydra's joblib launcher (hydra-joblib-launcher), whose Ctrl-C saves.
+
+Ctrl-C in a terminal reaches every process of the sweep. Under Hydra's own launcher the parent
+process ends at once and joblib kills its workers, so the jobs in training lose the checkpoint
+and summary that a single run's Ctrl-C writes. Here the parent takes the signal
+(`jax_mlp.interrupts.StopRequests`): the jobs in training stop at the end of their compiled span,
+save a checkpoint and write ``summary.json`` (``interrupted``), jobs not yet started do not train,
+and once every worker has returned the sweep exits 130 (SIGTERM: 143). A second Ctrl-C stops at
+once, as before.
+
+This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
+"""
+
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+STOP_FILE = ".jax_mlp_stop"  # in the sweep's folder while it runs
+
+
+class JoblibLauncher(Launcher):
+    """Hydra's `JoblibLauncher` with the same settings (``n_jobs``, ``backend``...), launching
+    through it; only the handling of SIGINT and SIGTERM in the parent process differs."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as HydrasJoblibLauncher
+
+        self.hydras = HydrasJoblibLauncher(**kwargs)
+        self.config: Optional[DictConfig] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        import signal
+
+        from jax_mlp.interrupts import StopRequests
+
+        assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with StopRequests(sweep_dir / STOP_FILE) as stops:
+            returns = self.hydras.launch(job_overrides, initial_job_idx)
+        if stops.signum is not None:
+            print(f"jax_mlp: {signal.Signals(stops.signum).name}: the sweep stopped; its jobs in training saved a "
+                  "checkpoint (status interrupted in sweep_summary.md), later jobs did not start", file=sys.stderr)
+            sys.exit(128 + stops.signum)
+        return returns

@@ -1,0 +1,50 @@
+"""`jax_mlp.interrupts`: signals and a sweep parent's stop file as requests to stop training."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from jax_mlp import interrupts
+from jax_mlp.interrupts import Interrupts, StopRequests
+
+
+def test_a_signal_is_recorded_and_an_ignored_one_stays_ignored(monkeypatch):
+    monkeypatch.delenv(interrupts.STOP_FILE_ENV, raising=False)
+    with Interrupts() as caught:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert caught.arrived() and caught.signum == signal.SIGTERM
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job
+    try:
+        with Interrupts() as caught:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not caught.arrived()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_worker_stops_when_its_parent_writes_the_stop_file(tmp_path, monkeypatch):
+    stop_file = tmp_path / "stop"
+    monkeypatch.setenv(interrupts.STOP_FILE_ENV, str(stop_file))
+    with Interrupts() as caught:
+        assert not caught.arrived() and interrupts.requested_stop() is None
+        stop_file.write_text("")  # caught half-written: not yet a request
+        assert not caught.arrived()
+        stop_file.write_text(str(int(signal.SIGTERM)))
+        assert caught.arrived() and caught.signum == signal.SIGTERM
+
+
+def test_the_parent_writes_the_first_signal_and_stops_at_once_on_the_second(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(interrupts.STOP_FILE_ENV, raising=False)
+    with StopRequests(tmp_path / "stop") as stops:
+        assert os.environ[interrupts.STOP_FILE_ENV] == str(tmp_path / "stop")
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stops.signum == signal.SIGINT and interrupts.requested_stop() == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert interrupts.STOP_FILE_ENV not in os.environ and not (tmp_path / "stop").exists()
+    assert capsys.readouterr().err == ("jax_mlp: SIGINT: the jobs in training stop at the end of their compiled "
+                                       "span and save; Ctrl-C again to stop at once\n")
