@@ -55,6 +55,12 @@ def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: tra
     log.info("checkpoint at step %d", step)
 
 
+def has_checkpoint(cfg: config.Config, out_dir: Path) -> bool:
+    """Whether the run's checkpoints folder (`checkpoints_dir`) holds a checkpoint (a step's folder)."""
+    folder = checkpoints_dir(cfg, out_dir)
+    return folder.is_dir() and any(path.name.isdigit() for path in folder.iterdir())
+
+
 def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state: train.TrainState
                      ) -> tuple[checkpoint.Checkpointer | None, train.TrainState, int | None]:
     """The run's checkpointer (None without ``trainer.checkpoint_every`` or ``trainer.resume``), its

@@ -9,6 +9,7 @@ runtime; the work is done by `jax_mlp.jobs`, which knows nothing of Hydra.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import math
 import os
@@ -27,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from jax_mlp import config, devices, hydra_mode, interrupts, report
 from jax_mlp.errors import EXIT_USER_ERROR, UserError
-from jax_mlp.jobs import execute
+from jax_mlp.jobs import execute, has_checkpoint
 from jax_mlp.logging import progress_wanted
 from jax_mlp.outputs import NOT_STARTED
 
@@ -58,6 +59,10 @@ def run(cfg: DictConfig) -> float:
             log.info("not started: the sweep is stopping")
             return math.inf
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun and checked.trainer.resume is True and not has_checkpoint(checked, out_dir):
+        # Finishing a stopped sweep: its jobs that never saved start; a single run would refuse.
+        log.info("trainer.resume: no checkpoint in %s; this job of the sweep starts from step 0", out_dir)
+        checked = dataclasses.replace(checked, trainer=dataclasses.replace(checked.trainer, resume=False))
     shown = sys.stderr if progress_wanted(checked.trainer.progress, sys.stderr, multirun) else None
     outcome = execute(checked, out_dir, progress=shown)
     if outcome.message:

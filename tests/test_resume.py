@@ -144,6 +144,19 @@ def test_a_signal_stops_a_sweep_and_its_summary_tables_the_jobs_that_ran(tmp_pat
     assert table == {"0": "interrupted"}
 
 
+def test_a_resumed_sweep_continues_the_jobs_that_saved_and_starts_the_others(run_script, tmp_path):
+    first = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path}", "seed=0", "trainer.steps=20",
+                       "trainer.checkpoint_every=10")
+    assert first.returncode == 0, first.stderr
+    resumed = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path}", "seed=0,1", "trainer.steps=40",
+                         "trainer.checkpoint_every=10", "trainer.resume=true")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from step 20 of {tmp_path / '0' / 'checkpoints'}" in resumed.stdout
+    assert f"trainer.resume: no checkpoint in {tmp_path / '1'}; this job of the sweep starts from step 0" in resumed.stdout
+    steps = [[line["step"] for line in read_jsonl(tmp_path / job / "metrics.jsonl")] for job in ("0", "1")]
+    assert steps[0][0] == 0 and steps[0][-1] == 40 and steps[1][0] == 0 and steps[1][-1] == 40
+
+
 def test_a_job_error_stops_a_sweep_and_its_summary_tables_the_jobs_that_ran(run_script, tmp_path):
     result = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path}", "optimizer.lr=0.1,-1,0.2", "trainer.steps=10")
     assert result.returncode == 2

@@ -49,6 +49,7 @@ class JoblibLauncher(Launcher):
             returns = self.hydras.launch(job_overrides, initial_job_idx)
         if stops.signum is not None:
             print(f"jax_mlp: {signal.Signals(stops.signum).name}: the sweep stopped; its jobs in training saved a "
-                  "checkpoint (status interrupted in sweep_summary.md), later jobs did not start", file=sys.stderr)
+                  "checkpoint (status interrupted in sweep_summary.md), later jobs did not start; to finish it, "
+                  f"run the same command with trainer.resume=true hydra.sweep.dir={sweep_dir}", file=sys.stderr)
             sys.exit(128 + stops.signum)
         return returns
