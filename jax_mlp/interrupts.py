@@ -37,9 +37,9 @@ def requested_stop() -> int | None:
 
 class Interrupts:
     """While active, SIGINT and SIGTERM are recorded instead of ending the process, so training
-    can stop at the next span's end, save a checkpoint and write its summary. A signal that the
-    process ignores (a background job's SIGINT, a sweep worker's) stays ignored; a worker of a
-    sweep also stops when its parent requests it (`requested_stop`)."""
+    can stop at the next span's end, save a checkpoint and write its summary. In a worker of a
+    sweep's parent process (`stop_file` set), SIGINT is left to the parent, and the worker stops
+    when the parent requests it (`requested_stop`)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -47,6 +47,7 @@ class Interrupts:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
         self._watch_stop_file = stop_file() is not None
+        self._signals = (signal.SIGTERM,) if self._watch_stop_file else self.SIGNALS
 
     def arrived(self) -> bool:
         if self.signum is None and self._watch_stop_file:
@@ -58,8 +59,7 @@ class Interrupts:
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._record) for s in self.SIGNALS
-                              if signal.getsignal(s) is not signal.SIG_IGN}
+            self._previous = {s: signal.signal(s, self._record) for s in self._signals}
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,17 +11,18 @@ from jax_mlp import interrupts
 from jax_mlp.interrupts import Interrupts, StopRequests
 
 
-def test_a_signal_is_recorded_and_an_ignored_one_stays_ignored(monkeypatch):
+def test_a_signal_is_recorded_and_a_workers_sigint_is_left_to_its_parent(tmp_path, monkeypatch):
     monkeypatch.delenv(interrupts.STOP_FILE_ENV, raising=False)
     with Interrupts() as caught:
         os.kill(os.getpid(), signal.SIGTERM)
         assert caught.arrived() and caught.signum == signal.SIGTERM
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job
+    monkeypatch.setenv(interrupts.STOP_FILE_ENV, str(tmp_path / "stop"))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `run.run` sets it in a worker
     try:
         with Interrupts() as caught:
-            os.kill(os.getpid(), signal.SIGINT)
-            assert not caught.arrived()
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert caught.signum == signal.SIGTERM
     finally:
         signal.signal(signal.SIGINT, previous)
 
