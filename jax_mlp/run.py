@@ -59,10 +59,8 @@ def run(cfg: DictConfig) -> float:
             log.info("not started: the sweep is stopping")
             return math.inf
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    if multirun and checked.trainer.resume is True and not has_checkpoint(checked, out_dir):
-        # Finishing a stopped sweep: its jobs that never saved start; a single run would refuse.
-        log.info("trainer.resume: no checkpoint in %s; this job of the sweep starts from step 0", out_dir)
-        checked = dataclasses.replace(checked, trainer=dataclasses.replace(checked.trainer, resume=False))
+    if multirun:
+        checked = _resumed_in_sweep(checked, out_dir)
     shown = sys.stderr if progress_wanted(checked.trainer.progress, sys.stderr, multirun) else None
     outcome = execute(checked, out_dir, progress=shown)
     if outcome.message:
@@ -72,6 +70,16 @@ def run(cfg: DictConfig) -> float:
     if (outcome.status == "interrupted" and not worker) or (outcome.status == "diverged" and not multirun):
         sys.exit(outcome.exit_code)
     return outcome.objective
+
+
+def _resumed_in_sweep(checked: config.Config, out_dir: Path) -> config.Config:
+    """A sweep's job: with ``trainer.resume=true`` and no checkpoint in `out_dir`, the config
+    without it (the job starts from step 0), so that rerunning a stopped sweep finishes it; else
+    `checked` as it is. A single run without a checkpoint is refused instead."""
+    if checked.trainer.resume is not True or has_checkpoint(checked, out_dir):
+        return checked
+    log.info("trainer.resume: no checkpoint in %s; this job of the sweep starts from step 0", out_dir)
+    return dataclasses.replace(checked, trainer=dataclasses.replace(checked.trainer, resume=False))
 
 
 class SweepSummary(Callback):
