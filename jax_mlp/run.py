@@ -102,12 +102,18 @@ class SweepSummary(Callback):
     def write_for_stopped_sweep(cls, interrupted: bool) -> None:
         """Writes the summary of a multirun that stopped before its end, if one was in progress and
         a job of it wrote ``summary.json``; jobs without one are ``not started`` if a signal stopped
-        it, else ``failed``."""
+        it, else ``failed``. After a signal, a basic sweep's line says how to finish it."""
         config, cls.in_progress = cls.in_progress, None
         if config is None:
             return
-        if any(row["status"] for row in report.sweep_rows(Path(config.hydra.sweep.dir), missing="")):
-            _write_sweep_summary(config, missing=NOT_STARTED if interrupted else "failed")
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not any(row["status"] for row in report.sweep_rows(sweep_dir, missing="")):
+            return
+        _write_sweep_summary(config, missing=NOT_STARTED if interrupted else "failed")
+        # A search (Optuna) would ask for other jobs on a rerun, and a vmap sweep keeps no checkpoints.
+        if interrupted and str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".BasicSweeper"):
+            print("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
+                  f"hydra.sweep.dir={sweep_dir}", file=sys.stderr)
 
 
 def _write_sweep_summary(config: DictConfig, missing: str) -> None:

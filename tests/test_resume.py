@@ -140,6 +140,8 @@ def test_a_signal_stops_a_sweep_and_its_summary_tables_the_jobs_that_ran(tmp_pat
             break
     _, err = proc.communicate()
     assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == ("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
+                                    f"hydra.sweep.dir={tmp_path}")
     table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
     assert table == {"0": "interrupted"}
 

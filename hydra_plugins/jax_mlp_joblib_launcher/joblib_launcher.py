@@ -47,12 +47,8 @@ class JoblibLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with StopRequests(sweep_dir / STOP_FILE) as stops:
             returns = self.hydras.launch(job_overrides, initial_job_idx)
-        if stops.signum is not None:
-            # A search (Optuna) would ask for other jobs on a rerun; the basic sweeper's are the same.
-            basic = str(self.config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
-            finish = f"; to finish it, run the same command with trainer.resume=true hydra.sweep.dir={sweep_dir}"
+        if stops.signum is not None:  # `jax_mlp.run.main` then writes the sweep's table
             print(f"jax_mlp: {signal.Signals(stops.signum).name}: the sweep stopped; its jobs in training saved a "
-                  "checkpoint (status interrupted in sweep_summary.md), later jobs did not start"
-                  f"{finish if basic else ''}", file=sys.stderr)
+                  "checkpoint (status interrupted in sweep_summary.md), later jobs did not start", file=sys.stderr)
             sys.exit(128 + stops.signum)
         return returns
