@@ -76,9 +76,9 @@ def check_sweepable(cfg: config.Config) -> None:
 
 
 class DataSets:
-    """The data sets of a sweep's groups, each (data config, data seed) loaded once: the checks
-    before training and every group that uses it share one load. `keep_only` drops the ones no
-    later group needs."""
+    """The data sets of a sweep's groups: a data set (data config, data seed) that the checks before
+    training or one group loaded serves the next group too. `keep_only` drops the ones the next
+    group does not use, so at most one group's data sets are held, as when each group loaded its own."""
 
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, int], Dataset] = {}
@@ -103,8 +103,8 @@ def check_groups(firsts: Sequence[config.Config], datasets: DataSets | None = No
     """Raises `UserError` before any group trains if a group's runs (each group represented by its
     first run in `firsts`) cannot be swept (`check_sweepable`), ask for a platform that is not here,
     or do not fit their data (sizes, loss, explicit weights, warm-up). With more than one structure
-    among the groups, each structure's data are loaded here (through `datasets`, which keeps them
-    for the groups).
+    among the groups, each structure's data are loaded here (through `datasets`, which keeps the
+    first group's).
     """
     datasets = datasets or DataSets()
     structures: dict[str, config.Config] = {}
@@ -115,6 +115,7 @@ def check_groups(firsts: Sequence[config.Config], datasets: DataSets | None = No
         for cfg in structures.values():
             start_runtime(cfg.trainer)  # as `execute_group` does first: float64, the platform
             initial_state_fn(cfg, prepare(cfg, load=datasets.load))
+            datasets.keep_only(firsts[:1])  # one structure's data at a time; the first group's stay
 
 
 def group_runs(cfgs: Sequence[config.Config], max_batch: int | None = None) -> list[list[int]]:
@@ -283,13 +284,13 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
     datasets = DataSets()
     check_groups([cfgs[members[0]] for members in groups], datasets)
     outcomes: list[Outcome | None] = [None] * len(cfgs)
-    for position, members in enumerate(groups):
+    for members in groups:
+        datasets.keep_only(cfgs[i] for i in members)
         if interrupts is not None and interrupts.arrived():
             stopped = Outcome(math.inf, NOT_STARTED, exit_code=128 + interrupts.signum)
             group = [stopped] * len(members)
         else:
             group = execute_group([cfgs[i] for i in members], [out_dirs[i] for i in members], interrupts, datasets)
-        datasets.keep_only(cfgs[i] for later in groups[position + 1:] for i in later)
         for index, outcome in zip(members, group):
             outcomes[index] = outcome
     return outcomes  # type: ignore[return-value]
