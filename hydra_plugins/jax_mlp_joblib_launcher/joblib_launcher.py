@@ -46,9 +46,23 @@ class JoblibLauncher(Launcher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         with StopRequests(sweep_dir / STOP_FILE) as stops:
-            returns = self.hydras.launch(job_overrides, initial_job_idx)
+            try:
+                returns = self.hydras.launch(job_overrides, initial_job_idx)
+            except Exception as error:
+                if stops.signum is None:
+                    raise
+                # A worker still starting (before its job ignores SIGINT) died of the signal, and
+                # joblib then stopped the others.
+                returns, died = [], type(error).__name__
+            else:
+                died = None
         if stops.signum is not None:  # `jax_mlp.run.main` then writes the sweep's table
-            print(f"jax_mlp: {signal.Signals(stops.signum).name}: the sweep stopped; its jobs in training saved a "
-                  "checkpoint (status interrupted in sweep_summary.md), later jobs did not start", file=sys.stderr)
+            name = signal.Signals(stops.signum).name
+            if died is None:
+                print(f"jax_mlp: {name}: the sweep stopped; its jobs in training saved a checkpoint (status "
+                      "interrupted in sweep_summary.md), later jobs did not start", file=sys.stderr)
+            else:
+                print(f"jax_mlp: {name}: the sweep stopped; a worker that was still starting died of it ({died}), "
+                      "and joblib ended the others without letting them save", file=sys.stderr)
             sys.exit(128 + stops.signum)
         return returns
