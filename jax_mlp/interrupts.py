@@ -16,13 +16,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-STOP_FILE_ENV = "JAX_MLP_STOP_FILE"  # set by a launcher's parent process for its workers
+STOP_FILE_ENV = "JAX_MLP_STOP_FILE"  # "PID:PATH", set by a launcher's parent process PID for its workers
 
 
 def stop_file() -> Path | None:
-    """The stop file a launcher's parent process named for this worker, or None outside such a sweep."""
-    name = os.environ.get(STOP_FILE_ENV)
-    return Path(name) if name else None
+    """The stop file a launcher's parent process named for its workers, or None outside a worker,
+    the parent itself included (joblib runs the jobs there when ``n_jobs=1``)."""
+    parent, _, name = os.environ.get(STOP_FILE_ENV, "").partition(":")
+    return Path(name) if name and parent != str(os.getpid()) else None
 
 
 def requested_stop() -> int | None:
@@ -89,7 +90,7 @@ class StopRequests:
 
     def __enter__(self) -> StopRequests:
         self.path.unlink(missing_ok=True)
-        os.environ[STOP_FILE_ENV] = str(self.path)
+        os.environ[STOP_FILE_ENV] = f"{os.getpid()}:{self.path}"
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._record) for s in Interrupts.SIGNALS}
         return self

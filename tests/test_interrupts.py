@@ -16,7 +16,7 @@ def test_a_signal_is_recorded_and_a_workers_sigint_is_left_to_its_parent(tmp_pat
     with Interrupts() as caught:
         os.kill(os.getpid(), signal.SIGTERM)
         assert caught.arrived() and caught.signum == signal.SIGTERM
-    monkeypatch.setenv(interrupts.STOP_FILE_ENV, str(tmp_path / "stop"))
+    monkeypatch.setenv(interrupts.STOP_FILE_ENV, f"{os.getppid()}:{tmp_path / 'stop'}")  # a worker's
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `run.run` sets it in a worker
     try:
         with Interrupts() as caught:
@@ -29,7 +29,7 @@ def test_a_signal_is_recorded_and_a_workers_sigint_is_left_to_its_parent(tmp_pat
 
 def test_a_worker_stops_when_its_parent_writes_the_stop_file(tmp_path, monkeypatch):
     stop_file = tmp_path / "stop"
-    monkeypatch.setenv(interrupts.STOP_FILE_ENV, str(stop_file))
+    monkeypatch.setenv(interrupts.STOP_FILE_ENV, f"{os.getppid()}:{stop_file}")
     with Interrupts() as caught:
         assert not caught.arrived() and interrupts.requested_stop() is None
         stop_file.write_text("")  # caught half-written: not yet a request
@@ -41,9 +41,10 @@ def test_a_worker_stops_when_its_parent_writes_the_stop_file(tmp_path, monkeypat
 def test_the_parent_writes_the_first_signal_and_stops_at_once_on_the_second(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(interrupts.STOP_FILE_ENV, raising=False)
     with StopRequests(tmp_path / "stop") as stops:
-        assert os.environ[interrupts.STOP_FILE_ENV] == str(tmp_path / "stop")
+        assert os.environ[interrupts.STOP_FILE_ENV] == f"{os.getpid()}:{tmp_path / 'stop'}"
+        assert interrupts.stop_file() is None  # the parent is no worker, even when it runs jobs (n_jobs=1)
         os.kill(os.getpid(), signal.SIGINT)
-        assert stops.signum == signal.SIGINT and interrupts.requested_stop() == signal.SIGINT
+        assert stops.signum == signal.SIGINT and (tmp_path / "stop").read_text() == str(int(signal.SIGINT))
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert interrupts.STOP_FILE_ENV not in os.environ and not (tmp_path / "stop").exists()

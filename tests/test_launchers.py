@@ -87,3 +87,23 @@ def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_pat
         steps = json.loads((tmp_path / job / "summary.json").read_text())["steps"]
         assert 200000 <= steps < 30000000 and (tmp_path / job / "checkpoints" / str(steps)).is_dir()
     assert not (tmp_path / "2" / "metrics.jsonl").exists() and not (tmp_path / ".jax_mlp_stop").exists()
+
+
+def test_ctrl_c_with_one_joblib_job_at_a_time_stops_it_as_a_basic_sweep(tmp_path, cache_home):
+    # With n_jobs=1 joblib runs the jobs in the parent process, which must still take Ctrl-C.
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "launcher=joblib",
+                             "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}", "seed=0,1",
+                             "trainer.steps=30000000", "trainer.log_every=100000"], cwd=ROOT, env=env, text=True,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in proc.stdout:
+        if "step 200000 loss" in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == ("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
+                                    f"hydra.sweep.dir={tmp_path}")
+    table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert table == {"0": "interrupted"}
