@@ -36,6 +36,20 @@ def requested_stop() -> int | None:
         return None
 
 
+def _handle(signals: tuple[int, ...], handler: Any) -> dict[int, Any]:
+    """Sets `handler` for `signals` and returns the handlers it replaced; nothing outside the main
+    thread, where Python allows no handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler) for s in signals}
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    """Puts back the handlers `_handle` replaced."""
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+
+
 class Interrupts:
     """While active, SIGINT and SIGTERM are recorded instead of ending the process, so training
     can stop at the next span's end, save a checkpoint and write its summary. In a worker of a
@@ -59,13 +73,11 @@ class Interrupts:
         self.signum = signum
 
     def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._record) for s in self._signals}
+        self._previous = _handle(self._signals, self._record)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+        _restore(self._previous)
 
 
 class StopRequests:
@@ -91,12 +103,10 @@ class StopRequests:
     def __enter__(self) -> StopRequests:
         self.path.unlink(missing_ok=True)
         os.environ[STOP_FILE_ENV] = f"{os.getpid()}:{self.path}"
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._record) for s in Interrupts.SIGNALS}
+        self._previous = _handle(Interrupts.SIGNALS, self._record)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+        _restore(self._previous)
         os.environ.pop(STOP_FILE_ENV, None)
         self.path.unlink(missing_ok=True)

@@ -56,7 +56,9 @@ def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: tra
 
 
 def has_checkpoint(cfg: config.Config, out_dir: Path) -> bool:
-    """Whether the run's checkpoints folder (`checkpoints_dir`) holds a checkpoint (a step's folder)."""
+    """Whether the run's checkpoints folder (`checkpoints_dir`) holds a checkpoint (a step's folder).
+    Read from the folder names, not `checkpoint.Checkpointer.steps`: that imports Orbax and makes
+    the folder, for jobs that have none."""
     folder = checkpoints_dir(cfg, out_dir)
     return folder.is_dir() and any(path.name.isdigit() for path in folder.iterdir())
 
