@@ -49,6 +49,20 @@ def load_params(path: Path) -> list[dict[str, np.ndarray]]:
     return [{"w": arrays[f"layers.{l}.w"], "b": arrays[f"layers.{l}.b"]} for l in layers]
 
 
+def host_tree(state: Any, fetch: bool = True) -> dict[str, Any]:
+    """What a checkpoint holds of a `jax_mlp.train.TrainState`: ``params``, ``opt_state``, ``step``
+    and the typed PRNG key as its ``key`` data; host copies unless `fetch` is off (the next
+    training call donates the state's device buffers)."""
+    tree = {"params": state.params, "opt_state": state.opt_state, "step": state.step,
+            "key": jax.random.key_data(state.key)}
+    return jax.device_get(tree) if fetch else tree
+
+
+def from_host_tree(state_type: type, tree: dict[str, Any]) -> Any:
+    """The train state of type `state_type` that `host_tree` gave `tree`."""
+    return state_type(tree["params"], tree["opt_state"], tree["step"], jax.random.wrap_key_data(tree["key"]))
+
+
 class Checkpointer:
     """The train state in ``DIR`` through Orbax's `CheckpointManager`: one folder a step, the
     last `keep` kept, saves asynchronous and atomic (Orbax commits a step's folder when it is
@@ -68,25 +82,33 @@ class Checkpointer:
 
     def save(self, state: Any) -> None:
         """Starts saving `state` (a `jax_mlp.train.TrainState`) under its step."""
-        # Host copies: the next training call donates the state's device buffers.
-        tree = jax.device_get({"params": state.params, "opt_state": state.opt_state, "step": state.step,
-                               "key": jax.random.key_data(state.key)})
+        self.save_tree(host_tree(state))
+
+    def save_tree(self, tree: dict[str, Any]) -> None:
+        """Starts saving a `host_tree` under its step."""
         self._manager.save(int(np.max(tree["step"])), args=self._ocp.args.StandardSave(tree))
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
     def restore(self, like: Any) -> Any:
-        """The newest readable state, shaped like `like`; an unreadable newest checkpoint is
-        skipped with a warning that names it.
+        """The newest readable state, shaped like `like` (a `jax_mlp.train.TrainState`); an
+        unreadable checkpoint is skipped with a warning that names it.
 
         Raises:
           UserError: no checkpoint in the folder, or none readable.
         """
-        abstract = {"params": like.params, "opt_state": like.opt_state, "step": like.step,
-                    "key": jax.random.key_data(like.key)}
-        abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, abstract)
-        steps = self.steps()
+        return from_host_tree(type(like), self.restore_tree(like))
+
+    def restore_tree(self, like: Any, steps: list[int] | None = None) -> dict[str, Any]:
+        """The `host_tree` of the newest readable state among `steps` (default: every saved step),
+        shaped like `like`; an unreadable checkpoint is skipped with a warning that names it.
+
+        Raises:
+          UserError: no checkpoint in the folder, or none readable.
+        """
+        abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, host_tree(like, fetch=False))
+        steps = self.steps() if steps is None else sorted(steps)
         if not steps:
             raise UserError(f"no checkpoint to resume from in {self.directory}")
         for step in reversed(steps):
@@ -96,8 +118,7 @@ class Checkpointer:
                 log.warning("checkpoint %s is unreadable (%s); trying the one before",
                             self.directory / str(step), " ".join(str(error).split())[:200])
                 continue
-            return type(like)(tree["params"], tree["opt_state"], tree["step"],
-                              jax.random.wrap_key_data(tree["key"]))
+            return tree
         raise UserError(f"no readable checkpoint in {self.directory} (tried steps {steps})")
 
     def close(self) -> None:

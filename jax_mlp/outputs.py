@@ -68,13 +68,17 @@ class RunOutputs:
             self.writers.append(TensorboardWriter(self.out_dir / "tensorboard", hparams(cfg), resume_step))
 
     def _jsonl(self, resume_step: int | None) -> JsonlWriter:
-        """``metrics.jsonl``, resuming: its lines up to `resume_step` kept, the initial loss read."""
+        """``metrics.jsonl``, resuming: its lines up to `resume_step` kept, the initial loss and the
+        step of a divergence read."""
         path = self.out_dir / "metrics.jsonl"
         if resume_step is not None and path.is_file():
             kept = [line for line in path.read_text().splitlines(keepends=True)
                     if line.endswith("\n") and json.loads(line)["step"] <= resume_step]
-            first = json.loads(kept[0]) if kept else {}
+            records = [json.loads(line) for line in kept]
+            first = records[0] if records else {}
             self.initial_loss = first.get("loss", math.nan) if first.get("step") == 0 else math.nan
+            # A vmapped group saves its diverged runs too; their record ended at the divergence.
+            self.diverged_at = next((r["step"] for r in records if not math.isfinite(r["loss"])), None)
             files.write_atomic(path, "".join(kept).encode())
         return JsonlWriter(path, truncate=resume_step is None)
 

@@ -34,6 +34,7 @@ from jax_mlp.outputs import NOT_STARTED
 
 log = logging.getLogger("jax_mlp")
 INTERRUPTED_EXIT_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
+RESUMABLE_SWEEPERS = (".BasicSweeper", ".VmapSweeper")  # whose rerun asks for the same jobs
 
 
 def run(cfg: DictConfig) -> float:
@@ -102,7 +103,7 @@ class SweepSummary(Callback):
     def write_for_stopped_sweep(cls, interrupted: bool) -> None:
         """Writes the summary of a multirun that stopped before its end, if one was in progress and
         a job of it wrote ``summary.json``; jobs without one are ``not started`` if a signal stopped
-        it, else ``failed``. After a signal, a basic sweep's line says how to finish it."""
+        it, else ``failed``. After a signal, a basic or vmap sweep's line says how to finish it."""
         config, cls.in_progress = cls.in_progress, None
         if config is None:
             return
@@ -110,8 +111,8 @@ class SweepSummary(Callback):
         if not any(row["status"] for row in report.sweep_rows(sweep_dir, missing="")):
             return
         _write_sweep_summary(config, missing=NOT_STARTED if interrupted else "failed")
-        # A search (Optuna) would ask for other jobs on a rerun, and a vmap sweep keeps no checkpoints.
-        if interrupted and str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(".BasicSweeper"):
+        # A search (Optuna) would ask for other jobs on a rerun; a grid (basic or vmap) finishes.
+        if interrupted and str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(RESUMABLE_SWEEPERS):
             print("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
                   f"hydra.sweep.dir={sweep_dir}", file=sys.stderr)
 

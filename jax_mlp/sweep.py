@@ -4,8 +4,9 @@ Runs that share their static structure (architecture, data, batch size, step cou
 optimizer's algorithm and schedule) form a group. A group trains as one jitted, vmapped program:
 the initial states are drawn per run (each run's seed), the hyperparameters are stacked into the
 optimizer states, and every compiled span advances all runs at once. Each run's folder receives
-exactly the files a single run writes. With several local devices the run axis is sharded over
-them.
+exactly the files a single run writes, its checkpoints included (`jax_mlp.group_checkpoints`), so
+a stopped sweep resumes with ``trainer.resume=true``. With several local devices the run axis is
+sharded over them.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_mlp import config, devices, train
+from jax_mlp import config, devices, jobs, train
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.errors import UserError
+from jax_mlp.group_checkpoints import GroupCheckpoints, open_group_checkpoints, run_slice
 from jax_mlp.interrupts import Interrupts
 from jax_mlp.outputs import NOT_STARTED, Outcome, RunOutputs
 from jax_mlp.problems import (
@@ -70,9 +72,9 @@ def check_sweepable(cfg: config.Config) -> None:
     if t.data_parallel:
         raise UserError("trainer.data_parallel is for single runs; the vmap sweeper shards its "
                         "run axis over the devices instead")
-    if t.checkpoint_every is not None or t.resume is not False:
-        raise UserError("trainer.checkpoint_every and trainer.resume are for single runs; the vmap "
-                        "sweeper does not checkpoint (use Hydra's basic sweeper for that)")
+    if isinstance(t.resume, str):
+        raise UserError(f"trainer.resume={t.resume}: a path is for single runs; in a sweep, "
+                        "trainer.resume=true resumes each job from its own folder")
 
 
 class DataSets:
@@ -143,8 +145,10 @@ def _run_sharding() -> NamedSharding | None:
 def execute_group(cfgs: Sequence[config.Config], out_dirs: Sequence[Path],
                   interrupts: Interrupts | None = None, datasets: DataSets | None = None) -> list[Outcome]:
     """Trains runs that share `structure_key` as one vmapped program; writes each run's folder.
-    When `interrupts` records a signal, training stops at the end of the current compiled span
-    and the runs are written as ``interrupted``. `datasets`: where the data come from (loaded
+    When `interrupts` records a signal, training stops at the end of the current compiled span,
+    each run saves a checkpoint and is written as ``interrupted``. With ``trainer.checkpoint_every``
+    the runs save on the way too; with ``trainer.resume=true`` they resume from their newest common
+    checkpoint (`open_group_checkpoints`). `datasets`: where the data come from (loaded
     afresh when None).
 
     Returns:
@@ -208,17 +212,23 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
     members = cfgs + [cfgs[-1]] * (padded - count)  # padding runs repeat the last one
     data = group_data(members, datasets)
     problem, task, axis = data.problems[0], data.problems[0].task, data.axis
-    outputs = files.map(lambda cfg, out_dir, problem: RunOutputs(cfg, problem, out_dir, verbose=False),
-                        cfgs, out_dirs, data.problems)
 
+    def start_outputs(resume_step: int | None):
+        return files.map(lambda cfg, out_dir, problem: RunOutputs(cfg, problem, out_dir, resume_step, verbose=False),
+                         cfgs, out_dirs, data.problems)
+
+    # The folders start while the group compiles, unless a checkpoint may set where their metrics resume.
+    resuming = t.resume is True and any(jobs.has_checkpoint(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs))
+    outputs = None if resuming else start_outputs(None)
     seeds = np.asarray([c.seed for c in members], np.uint32)
     hyperparams = _stack([config.optimizer_hyperparams(c.optimizer) for c in members])
     if sharding is not None:
         seeds, hyperparams = jax.device_put((seeds, hyperparams), sharding)
     state, first_lr = jax.jit(jax.vmap(initial_state_fn(members[0], problem)))(seeds, hyperparams)
+    checkpoints, state, resume_step = open_group_checkpoints(cfgs, out_dirs, state, problem.total_steps, sharding)
+    outputs = list(outputs if outputs is not None else start_outputs(resume_step))
     span = jax.jit(jax.vmap(train.make_train_span(task), in_axes=(0, axis, axis, None)), donate_argnums=0)
     evaluate_all = jax.jit(jax.vmap(train.make_evaluate(task), in_axes=(0, axis, axis, axis)))
-    outputs = list(outputs)
     eval_every = eval_interval(cfgs[0], problem)
     log.info("%d runs as one program: %s", count, describe_run(problem, cfgs[0]))
 
@@ -233,14 +243,24 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
                        bool(point.finite[i]), {name: values[i] for name, values in evaluations.items()})
         log.info("step %d: %s", step, group_line(point.loss[:count], [o.diverged_at is not None for o in outputs]))
 
-    initial = evaluate(state.params, "train")
-    on_log(0, train.LogPoint(np.asarray([m["loss"] for m in initial]), jax.device_get(first_lr),
-                             np.ones(count, bool)), state)
+    if resume_step is None:
+        initial = evaluate(state.params, "train")
+        on_log(0, train.LogPoint(np.asarray([m["loss"] for m in initial]), jax.device_get(first_lr),
+                                 np.ones(count, bool)), state)
     x, y = data.arrays["train"]
-    result = train.fit(state, x, y, task, steps=problem.total_steps, log_every=t.log_every,
-                       eval_every=eval_every, steps_per_call=t.steps_per_call, on_log=on_log,
-                       train_span=span, stop_when_diverged=False,
-                       should_stop=None if interrupts is None else interrupts.arrived)
+    try:
+        result = train.fit(state, x, y, task, steps=problem.total_steps - (resume_step or 0), log_every=t.log_every,
+                           eval_every=eval_every, steps_per_call=t.steps_per_call, on_log=on_log,
+                           checkpoint_every=t.checkpoint_every,
+                           on_checkpoint=None if checkpoints is None else checkpoints.save,
+                           train_span=span, stop_when_diverged=False,
+                           should_stop=None if interrupts is None else interrupts.arrived)
+        if result.stopped:  # as a single run does: a checkpoint to resume from, asked for or not
+            checkpoints = checkpoints or GroupCheckpoints(out_dirs, t.keep_checkpoints)
+            checkpoints.save(int(np.asarray(result.state.step)[0]), result.state)
+    finally:
+        if checkpoints is not None:
+            checkpoints.close()
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     params = jax.device_get(result.state.params)
     steps = int(np.asarray(result.state.step)[0])
@@ -263,18 +283,13 @@ def group_line(losses: np.ndarray, diverged: Sequence[bool]) -> str:
     return f"{len(losses)} runs, {spread}, {sum(diverged)} diverged"
 
 
-def run_slice(tree, index: int):
-    """Run `index` of a pytree whose leaves have a leading run axis."""
-    return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
-
-
 def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_batch: int | None = None,
                 interrupts: Interrupts | None = None) -> list[Outcome]:
     """Trains every run, group by group (see `group_runs`); returns their outcomes in order.
 
     Once `interrupts` records a signal, the group in training stops at the end of its current
-    compiled span (its runs ``interrupted``) and no later group starts (theirs ``not started``,
-    with nothing written beyond their folders' ``.hydra/``).
+    compiled span (its runs save a checkpoint and are ``interrupted``) and no later group starts
+    (theirs ``not started``, with nothing written beyond their folders' ``.hydra/``).
 
     Raises:
       UserError: before any training, if a group's runs cannot be swept or do not fit their data
@@ -306,5 +321,5 @@ def interruption(outcomes: Sequence[Outcome]) -> Outcome | None:
     first = stopped[0] if stopped else next(o for o in outcomes if o.status == NOT_STARTED)
     when = first.message or f"{signal.Signals(first.exit_code - 128).name} before training"  # "SIGINT at step N"
     return Outcome(math.inf, "interrupted", (
-        f"{when}: the sweep stopped; {len(stopped)} jobs interrupted (their summary.json says so), "
-        f"{not_started} not started; a vmap sweep keeps no checkpoints"), first.exit_code)
+        f"{when}: the sweep stopped; {len(stopped)} jobs interrupted (each saved a checkpoint, and its "
+        f"summary.json says so), {not_started} not started"), first.exit_code)

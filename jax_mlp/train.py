@@ -333,7 +333,8 @@ def fit(
     such point where the loss or the params are not finite, unless `stop_when_diverged` is off.
 
     At each multiple of `checkpoint_every` and at the end it calls ``on_checkpoint(step, state)``
-    when the state is finite, before it is donated to the next span. After every span it asks
+    when the state is finite (always with `stop_when_diverged` off: a vmapped group's runs are
+    saved together, its diverged ones too), before it is donated to the next span. After every span it asks
     `should_stop` (a signal arrived, say) and returns early when it says so.
 
     `train_span` replaces the task's compiled span: `jax_mlp.sweep` passes a vmapped one, whose
@@ -353,7 +354,7 @@ def fit(
         done = span_end
         pending.append(metrics)
         if (on_checkpoint is not None and done == next_point(done - 1, end, checkpoint_every)
-                and np.all(jax.device_get(metrics.finite))):  # only finite states are kept
+                and (not stop_when_diverged or np.all(jax.device_get(metrics.finite)))):
             on_checkpoint(done, state)
         if done != next_point(done - 1, end, log_every, eval_every):
             if should_stop is not None and should_stop():

@@ -33,7 +33,8 @@ def test_runs_group_by_static_structure():
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    (["trainer.checkpoint_every=100"], "trainer.checkpoint_every and trainer.resume are for single runs"),
+    (["trainer.resume=runs/elsewhere"], "trainer.resume=runs/elsewhere: a path is for single runs; in a sweep, "
+                                        "trainer.resume=true resumes each job from its own folder"),
     (["trainer.data_parallel=true"], "trainer.data_parallel is for single runs"),
     (["model.hidden=[4,4]"], r"model.weights\[0\] has w \[1, 2\] and b \[2\], but the sizes \[1, 4, 4, 1\] need"),
     (["optimizer.schedule=warmup_cosine", "optimizer.warmup_steps=10"],
@@ -119,6 +120,91 @@ def test_a_diverging_run_leaves_the_rest_of_its_group_alone(tmp_path):
         assert outcomes[i].objective == pytest.approx(alone.objective, rel=1e-4)  # float32 rounding
         for key, value in _params(tmp_path / f"a{i}").items():
             np.testing.assert_allclose(_params(tmp_path / f"g{i}")[key], value, rtol=1e-5, atol=1e-7)
+
+
+class _StopAfter:
+    """Stands for `jax_mlp.interrupts.Interrupts`: a SIGINT arrives after `checks` questions (the
+    sweep asks before each group, then `fit` after each log point)."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks, self.signum = checks, None
+
+    def arrived(self) -> bool:
+        self.checks -= 1
+        if self.checks < 0:
+            self.signum = signal.SIGINT
+        return self.signum is not None
+
+
+def _steps_saved(folder: Path) -> list[int]:
+    return sorted(int(p.name) for p in (folder / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def _corrupt(folder: Path) -> None:
+    """Halves every data file of a checkpoint folder."""
+    for file in folder.rglob("*"):
+        if file.is_file() and file.stat().st_size > 0 and "metadata" not in file.name.lower():
+            file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("corrupt", [False, True], ids=["intact", "corrupt-newest-of-one-run"])
+def test_a_stopped_group_saves_each_run_and_resumes_to_identical_params(tmp_path, caplog, corrupt):
+    common = ["trainer.steps=300", "trainer.log_every=50", "trainer.checkpoint_every=100", "trainer.keep_checkpoints=2"]
+    cfgs = [_cfg(*common, f"optimizer.lr={lr}", f"seed={seed}") for lr, seed in ((0.1, 0), (1000.0, 1), (0.05, 2))]
+    whole = sweep.execute_all(cfgs, [tmp_path / f"whole{i}" for i in range(3)])
+    stopped = sweep.execute_all(cfgs, [tmp_path / f"run{i}" for i in range(3)], interrupts=_StopAfter(3))
+    assert [(o.status, o.message) for o in stopped[::2]] == [("interrupted", "SIGINT at step 150")] * 2
+    assert stopped[1].status == "diverged"
+    for i in range(3):
+        assert _steps_saved(tmp_path / f"run{i}") == [100, 150]  # keep_checkpoints=2, and the stop's own
+        assert _steps_saved(tmp_path / f"whole{i}") == [200, 300]
+    if corrupt:  # the group then resumes from the step before, which every run can read
+        _corrupt(tmp_path / "run2" / "checkpoints" / "150")
+    resumed_cfgs = [_cfg(*common, f"optimizer.lr={lr}", f"seed={seed}", "trainer.resume=true")
+                    for lr, seed in ((0.1, 0), (1000.0, 1), (0.05, 2))]
+    caplog.set_level("INFO", logger="jax_mlp")
+    resumed = sweep.execute_all(resumed_cfgs, [tmp_path / f"run{i}" for i in range(3)])
+    assert f"resuming 3 runs from step {100 if corrupt else 150}" in caplog.text
+    assert (f"checkpoint {tmp_path / 'run2' / 'checkpoints' / '150'} is unreadable" in caplog.text) == corrupt
+    assert [o.status for o in resumed] == [o.status for o in whole] == ["completed", "diverged", "completed"]
+    for i in range(3):
+        assert (tmp_path / f"run{i}" / "params.npz").read_bytes() == (tmp_path / f"whole{i}" / "params.npz").read_bytes()
+        assert read_jsonl(tmp_path / f"run{i}" / "metrics.jsonl") == read_jsonl(tmp_path / f"whole{i}" / "metrics.jsonl")
+        a, b = (json.loads((tmp_path / f"{name}{i}" / "summary.json").read_text()) for name in ("run", "whole"))
+        assert (a["status"], a["steps"], a["objective"]) == (b["status"], b["steps"], b["objective"])
+    assert json.loads((tmp_path / "run1" / "summary.json").read_text())["steps"] == 50  # diverged there, not at 200
+
+
+def test_a_job_of_a_vmap_sweep_resumes_alone_from_its_checkpoint(tmp_path, caplog):
+    common = ["trainer.precision=float64", "trainer.log_every=10", "trainer.checkpoint_every=10"]
+    sweep.execute_all([_cfg(*common, "trainer.steps=20", f"seed={s}") for s in (0, 1)],
+                      [tmp_path / "g0", tmp_path / "g1"])
+    caplog.set_level("INFO", logger="jax_mlp")
+    jobs.execute(_cfg(*common, "trainer.steps=40", "seed=1", "trainer.resume=true"), tmp_path / "g1")
+    assert f"resuming from step 20 of {tmp_path / 'g1' / 'checkpoints'}" in caplog.text
+    jobs.execute(_cfg(*common, "trainer.steps=40", "seed=1"), tmp_path / "alone")
+    for key, value in _params(tmp_path / "alone").items():
+        np.testing.assert_allclose(_params(tmp_path / "g1")[key], value, rtol=1e-12, atol=1e-12)
+
+
+def test_a_group_checkpoint_past_the_runs_length_is_refused(tmp_path):
+    sweep.execute_all([_cfg("trainer.steps=20", "trainer.checkpoint_every=10", f"seed={s}") for s in (0, 1)],
+                      [tmp_path / "0", tmp_path / "1"])
+    with pytest.raises(UserError, match=rf"the group of {tmp_path / '0'} \(2 runs\) would resume from step 20, "
+                                        "past its 10 steps"):
+        sweep.execute_all([_cfg("trainer.steps=10", "trainer.resume=true", f"seed={s}") for s in (0, 1)],
+                          [tmp_path / "0", tmp_path / "1"])
+    assert json.loads((tmp_path / "1" / "summary.json").read_text())["steps"] == 20  # the folders left alone
+
+
+def test_a_resumed_group_without_checkpoints_starts_from_step_0(tmp_path, caplog):
+    caplog.set_level("INFO", logger="jax_mlp")
+    cfgs = [_cfg("trainer.steps=20", "trainer.resume=true", f"seed={s}") for s in (0, 1)]
+    outcomes = sweep.execute_all(cfgs, [tmp_path / "0", tmp_path / "1"])
+    assert [o.status for o in outcomes] == ["completed"] * 2
+    assert "trainer.resume: no checkpoint in the folders of these 2 runs; they start from step 0" in caplog.text
+    assert [line["step"] for line in read_jsonl(tmp_path / "1" / "metrics.jsonl")] == [0, 20]
+    assert _steps_saved(tmp_path / "1") == [20]  # a resumed run saves at its end, as a single one does
 
 
 SHARDED = """
@@ -224,13 +310,13 @@ def test_vmap_sweeper_reports_bad_values_in_one_line(run_script, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_a_vmap_sweep_and_writes_its_runs_as_interrupted(tmp_path, cache_home, signum):
+def test_a_signal_stops_a_vmap_sweep_and_the_same_command_finishes_it(tmp_path, cache_home, signum):
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
     env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "hydra/sweeper=vmap",
-                             f"hydra.sweep.dir={tmp_path}", "optimizer=sgd,adam", "seed=0,1",
-                             "trainer.steps=1500000", "trainer.log_every=20000"],
-                            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "hydra/sweeper=vmap",
+               f"hydra.sweep.dir={tmp_path}", "optimizer=sgd,adam", "seed=0,1", "trainer.steps=1500000",
+               "trainer.log_every=20000"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in proc.stdout:  # the first group (sgd) trains while the second waits
         if "step 100000: 2 runs" in line:
             proc.send_signal(signum)
@@ -240,21 +326,34 @@ def test_a_signal_stops_a_vmap_sweep_and_writes_its_runs_as_interrupted(tmp_path
     summaries = [json.loads((tmp_path / job / "summary.json").read_text()) for job in ("0", "1")]
     stopped = summaries[0]["steps"]
     assert 100000 <= stopped < 1500000
-    assert err.splitlines()[-1] == (f"jax_mlp: {signal.Signals(signum).name} at step {stopped}: the sweep stopped; "
-                                    "2 jobs interrupted (their summary.json says so), 2 not started; a vmap "
-                                    "sweep keeps no checkpoints")
-    for summary in summaries:
+    assert err.splitlines()[-2:] == [
+        f"jax_mlp: {signal.Signals(signum).name} at step {stopped}: the sweep stopped; 2 jobs interrupted (each "
+        "saved a checkpoint, and its summary.json says so), 2 not started",
+        f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}"]
+    for job, summary in enumerate(summaries):
         assert (summary["status"], summary["steps"], summary["objective"]) == ("interrupted", stopped, "inf")
+        assert _steps_saved(tmp_path / str(job)) == [stopped]
     assert (tmp_path / "1" / "params.npz").is_file()
     assert not (tmp_path / "2" / "summary.json").exists() and (tmp_path / "3" / ".hydra" / "config.yaml").is_file()
     table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
     assert table == {"0": "interrupted", "1": "interrupted", "2": "not started", "3": "not started"}
+    if signum == signal.SIGINT:
+        finished = subprocess.run(command + ["trainer.resume=true"], cwd=ROOT, env=env, text=True,
+                                  capture_output=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr
+        assert f"resuming 2 runs from step {stopped}" in finished.stdout
+        assert "trainer.resume: no checkpoint in the folders of these 2 runs; they start from step 0" in finished.stdout
+        for job in range(4):
+            summary = json.loads((tmp_path / str(job) / "summary.json").read_text())
+            assert (summary["status"], summary["steps"]) == ("completed", 1500000)
+            steps = [line["step"] for line in read_jsonl(tmp_path / str(job) / "metrics.jsonl")]
+            assert steps == list(range(0, 1500001, 20000))
 
 
 def test_a_sweep_stopped_before_any_group_trained_says_so():
     outcomes = [Outcome(float("inf"), sweep.NOT_STARTED, exit_code=143)] * 3
     stopped = sweep.interruption(outcomes)
     assert (stopped.status, stopped.exit_code) == ("interrupted", 143)
-    assert stopped.message == ("SIGTERM before training: the sweep stopped; 0 jobs interrupted (their summary.json "
-                               "says so), 3 not started; a vmap sweep keeps no checkpoints")
+    assert stopped.message == ("SIGTERM before training: the sweep stopped; 0 jobs interrupted (each saved a "
+                               "checkpoint, and its summary.json says so), 3 not started")
     assert sweep.interruption([Outcome(0.5, "completed"), Outcome(float("inf"), "diverged")]) is None

@@ -1,0 +1,123 @@
+"""The checkpoints of a vmapped group (`jax_mlp.sweep`): each run's state in its own folder's
+``checkpoints/``, exactly as a single run saves it, so that a stopped vmap sweep resumes with
+``trainer.resume=true`` (and any of its jobs resumes alone, or under Hydra's basic sweeper).
+
+A group trains as one program, so its runs resume from one step: the newest step that every run
+saved and can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Sharding
+
+from jax_mlp import checkpoint, config, optim, train
+from jax_mlp.errors import UserError
+from jax_mlp.jobs import has_checkpoint
+
+log = logging.getLogger("jax_mlp")
+
+
+def run_slice(tree: Any, index: int) -> Any:
+    """Run `index` of a pytree whose leaves have a leading run axis."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
+
+
+def padded(tree: Any, rows: int) -> Any:
+    """`tree` (leaves with a leading run axis) with its last run repeated up to `rows` runs."""
+    return jax.tree_util.tree_map(
+        lambda leaf: np.concatenate([leaf, np.repeat(leaf[-1:], rows - len(leaf), axis=0)]), tree)
+
+
+class GroupCheckpoints:
+    """The Orbax checkpoints of a group's runs, one `checkpoint.Checkpointer` a run folder.
+
+    Orbax spends about 40 ms of the host's time on each save, however small the state, so the
+    saves of a checkpoint run on a thread of their own while the group trains on. One thread: Orbax's
+    saves started from several threads at once time out waiting for each other.
+    """
+
+    def __init__(self, out_dirs: Sequence[Path], keep: int) -> None:
+        self.checkpointers = [checkpoint.Checkpointer(Path(d) / "checkpoints", keep) for d in out_dirs]
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-checkpoints")
+        self._pending: list[Future] = []
+
+    def save(self, step: int, state: train.TrainState) -> None:
+        """Starts saving each run's slice of `state` (leaves with a leading run axis; the padding
+        runs past the last folder are not saved) under `step`."""
+        tree = checkpoint.host_tree(state)  # now: the next span donates the state's buffers
+        self._pending.append(self._saver.submit(self._save_runs, tree))
+        log.info("checkpoint at step %d of %d runs", step, len(self.checkpointers))
+
+    def _save_runs(self, tree: dict[str, Any]) -> None:
+        for index, checkpointer in enumerate(self.checkpointers):
+            checkpointer.save_tree(run_slice(tree, index))
+
+    def restore(self, like: train.TrainState) -> tuple[int, dict[str, Any]] | None:
+        """The newest step that every run saved and can read, and the runs' `checkpoint.host_tree`
+        at that step stacked along a leading run axis (each shaped like `like`, one run's state);
+        None when the runs have no such step."""
+        saved = set.intersection(*(set(c.steps()) for c in self.checkpointers))
+        for step in sorted(saved, reverse=True):
+            try:
+                trees = [jax.device_get(c.restore_tree(like, [step])) for c in self.checkpointers]
+            except UserError:  # one run's checkpoint at `step` is unreadable (a warning named it)
+                continue
+            return step, jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
+        return None
+
+    def close(self) -> None:
+        """Waits for the pending saves; raises the first one's error."""
+        self._saver.shutdown(wait=True)
+        for checkpointer in self.checkpointers:
+            checkpointer.close()
+        for future in self._pending:
+            future.result()
+
+
+def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], state: train.TrainState,
+                           total_steps: int, sharding: Sharding | None
+                           ) -> tuple[GroupCheckpoints | None, train.TrainState, int | None]:
+    """A group's checkpoints (None without ``trainer.checkpoint_every`` or ``trainer.resume``), its
+    state and the step it resumes from (None for a fresh start).
+
+    `state` is the group's initial state (leaves with a leading run axis, padding runs included);
+    with ``trainer.resume=true`` it is replaced by the runs' newest common checkpoint, holding the
+    hyperparameters each run's config gives, and placed by `sharding`. Runs without a common
+    checkpoint start from step 0, as a sweep's job without a checkpoint does.
+
+    Raises:
+      UserError: the checkpoint is past the runs' `total_steps`.
+    """
+    t = cfgs[0].trainer
+    if t.checkpoint_every is None and t.resume is False:
+        return None, state, None
+    checkpoints = GroupCheckpoints(out_dirs, t.keep_checkpoints)
+    if t.resume is False:
+        return checkpoints, state, None
+    if not any(has_checkpoint(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs)):
+        log.info("trainer.resume: no checkpoint in the folders of these %d runs; they start from step 0", len(cfgs))
+        return checkpoints, state, None
+    found = checkpoints.restore(run_slice(state, 0))
+    if found is None:
+        log.warning("trainer.resume: the %d runs of this group have no readable checkpoint step in common; "
+                    "they start from step 0", len(cfgs))
+        return checkpoints, state, None
+    step, tree = found
+    if step > total_steps:
+        checkpoints.close()
+        raise UserError(f"the group of {out_dirs[0]} ({len(cfgs)} runs) would resume from step {step}, past "
+                        f"its {total_steps} steps; train for more (trainer.steps or trainer.epochs), or start "
+                        "afresh without trainer.resume")
+    tree = padded(tree, len(state.step))
+    restored = checkpoint.from_host_tree(type(state), jax.device_put(tree, sharding))
+    log.info("resuming %d runs from step %d", len(cfgs), step)
+    opt_state = optim.with_hyperparams_of(restored.opt_state, state.opt_state)
+    return checkpoints, restored._replace(opt_state=opt_state), step
