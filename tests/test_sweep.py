@@ -208,13 +208,16 @@ def test_a_resumed_group_without_checkpoints_starts_from_step_0(tmp_path, caplog
 
 
 SHARDED = """
-import json, sys, tempfile
+import json, signal, sys
 from pathlib import Path
 import jax, numpy as np
 from jax_mlp import config, jobs, sweep
-from jax_mlp.data import load_dataset
-cfgs = [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
-        "trainer.steps=200", f"optimizer.lr={lr}", f"seed={s}"])) for lr in (0.05, 0.1, 0.2) for s in (0, 1)]
+from test_sweep import _StopAfter
+def group(*extra):
+    return [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
+            "trainer.steps=200", "trainer.log_every=50", f"optimizer.lr={lr}", f"seed={s}", *extra]))
+            for lr in (0.05, 0.1, 0.2) for s in (0, 1)]
+cfgs = group()
 out = Path(sys.argv[1])
 sweep.execute_all(cfgs, [out / f"g{i}" for i in range(6)])
 worst = 0.0
@@ -222,20 +225,25 @@ for i, cfg in enumerate(cfgs):
     jobs.execute(cfg, out / f"a{i}")
     a, b = np.load(out / f"g{i}" / "params.npz"), np.load(out / f"a{i}" / "params.npz")
     worst = max(worst, max(float(np.max(np.abs(a[k] - b[k]))) for k in a.files))
-print(json.dumps({"devices": jax.device_count(), "mesh": sweep._run_sharding().mesh.size, "worst": worst}))
+sweep.execute_all(cfgs, [out / f"r{i}" for i in range(6)], interrupts=_StopAfter(2))  # stops at step 100
+sweep.execute_all(group("trainer.resume=true"), [out / f"r{i}" for i in range(6)])
+resumed = [(out / f"r{i}" / "params.npz").read_bytes() == (out / f"g{i}" / "params.npz").read_bytes() for i in range(6)]
+print(json.dumps({"devices": jax.device_count(), "mesh": sweep._run_sharding().mesh.size, "worst": worst,
+                  "resumed": resumed}))
 """
 
 
 @pytest.mark.slow
-def test_the_run_axis_is_sharded_over_four_cpu_devices(tmp_path, cache_home):
+def test_the_run_axis_is_sharded_over_four_cpu_devices_and_resumes(tmp_path, cache_home):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "XDG_CACHE_HOME": str(cache_home)}
+           "XDG_CACHE_HOME": str(cache_home), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, "-c", SHARDED, str(tmp_path)], capture_output=True,
                             text=True, env=env, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["devices"] == 4 and report["mesh"] == 4  # 6 runs padded to 8, two a device
     assert report["worst"] < 1e-9
+    assert report["resumed"] == [True] * 6  # stopped and resumed, padding runs included: bit for bit
 
 
 def _hydra_yaml_without_sweeper(path: Path) -> list[str]:
