@@ -5,8 +5,8 @@ It takes the basic sweeper's override grammar (comma lists, ``range()``, ``glob(
 (`jax_mlp.sweep.structure_key`) and trains each group as one program, at most
 ``hydra.sweeper.max_batch`` runs at once. Every job's folder receives what the basic sweeper
 writes there (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``) and what a run writes
-(``metrics.jsonl``, ``summary.json``, ``params.npz``, ``scaling.json``); ``multirun.yaml`` goes to
-the sweep's root.
+(``metrics.jsonl``, ``summary.json``, ``params.npz``, ``scaling.json``, and ``checkpoints/`` when
+training saves or is stopped); ``multirun.yaml`` goes to the sweep's root.
 
 Composition is exact and cheap: Hydra composes the first job of each combination of config-group
 choices; the other jobs differ from it in plain values only, which Hydra's own override machinery
