@@ -25,6 +25,11 @@ from jax_mlp.jobs import has_checkpoint
 log = logging.getLogger("jax_mlp")
 
 
+def runs(count: int) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{count} run{'' if count == 1 else 's'}"
+
+
 def run_slice(tree: Any, index: int) -> Any:
     """Run `index` of a pytree whose leaves have a leading run axis."""
     return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
@@ -54,7 +59,7 @@ class GroupCheckpoints:
         runs past the last folder are not saved) under `step`."""
         tree = checkpoint.host_tree(state)  # now: the next span donates the state's buffers
         self._pending.append(self._saver.submit(self._save_runs, tree))
-        log.info("checkpoint at step %d of %d runs", step, len(self.checkpointers))
+        log.info("checkpoint at step %d of %s", step, runs(len(self.checkpointers)))
 
     def _save_runs(self, tree: dict[str, Any]) -> None:
         for index, checkpointer in enumerate(self.checkpointers):
@@ -103,12 +108,12 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
     if t.resume is False:
         return checkpoints, state, None
     if not any(has_checkpoint(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs)):
-        log.info("trainer.resume: no checkpoint in the folders of these %d runs; they start from step 0", len(cfgs))
+        log.info("trainer.resume: no checkpoint for %s of the sweep; starting from step 0", runs(len(cfgs)))
         return checkpoints, state, None
     found = checkpoints.restore(run_slice(state, 0))
     if found is None:
-        log.warning("trainer.resume: the %d runs of this group have no readable checkpoint step in common; "
-                    "they start from step 0", len(cfgs))
+        log.warning("trainer.resume: %s of the sweep have no readable checkpoint step in common; starting "
+                    "from step 0", runs(len(cfgs)))
         return checkpoints, state, None
     step, tree = found
     if step > total_steps:
@@ -118,6 +123,6 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
                         "afresh without trainer.resume")
     tree = padded(tree, len(state.step))
     restored = checkpoint.from_host_tree(type(state), jax.device_put(tree, sharding))
-    log.info("resuming %d runs from step %d", len(cfgs), step)
+    log.info("resuming %s from step %d", runs(len(cfgs)), step)
     opt_state = optim.with_hyperparams_of(restored.opt_state, state.opt_state)
     return checkpoints, restored._replace(opt_state=opt_state), step

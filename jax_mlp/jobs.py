@@ -55,12 +55,18 @@ def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: tra
     log.info("checkpoint at step %d", step)
 
 
-def has_checkpoint(cfg: config.Config, out_dir: Path) -> bool:
-    """Whether the run's checkpoints folder (`checkpoints_dir`) holds a checkpoint (a step's folder).
-    Read from the folder names, not `checkpoint.Checkpointer.steps`: that imports Orbax and makes
-    the folder, for jobs that have none."""
+def newest_checkpoint_step(cfg: config.Config, out_dir: Path) -> int | None:
+    """The step of the newest checkpoint (a step's folder) in the run's checkpoints folder
+    (`checkpoints_dir`), or None. Read from the folder names, not `checkpoint.Checkpointer.steps`:
+    that imports Orbax and makes the folder, for jobs that have none."""
     folder = checkpoints_dir(cfg, out_dir)
-    return folder.is_dir() and any(path.name.isdigit() for path in folder.iterdir())
+    steps = [int(path.name) for path in folder.iterdir() if path.name.isdigit()] if folder.is_dir() else []
+    return max(steps, default=None)
+
+
+def has_checkpoint(cfg: config.Config, out_dir: Path) -> bool:
+    """Whether the run's checkpoints folder holds a checkpoint (see `newest_checkpoint_step`)."""
+    return newest_checkpoint_step(cfg, out_dir) is not None
 
 
 def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state: train.TrainState

@@ -120,12 +120,15 @@ def check_groups(firsts: Sequence[config.Config], datasets: DataSets | None = No
             datasets.keep_only(firsts[:1])  # one structure's data at a time; the first group's stay
 
 
-def group_runs(cfgs: Sequence[config.Config], max_batch: int | None = None) -> list[list[int]]:
-    """Indices of `cfgs` grouped by `structure_key`, in order of first appearance, each group
-    cut into pieces of at most `max_batch` runs."""
-    groups: dict[str, list[int]] = {}
+def group_runs(cfgs: Sequence[config.Config], max_batch: int | None = None,
+               resume_steps: Sequence[int | None] | None = None) -> list[list[int]]:
+    """Indices of `cfgs` grouped by `structure_key` (and by `resume_steps`, each run's newest
+    checkpoint step when resuming: a group trains from one step), in order of first appearance,
+    each group cut into pieces of at most `max_batch` runs."""
+    steps = resume_steps or [None] * len(cfgs)
+    groups: dict[tuple[str, int | None], list[int]] = {}
     for index, cfg in enumerate(cfgs):
-        groups.setdefault(structure_key(cfg), []).append(index)
+        groups.setdefault((structure_key(cfg), steps[index]), []).append(index)
     size = max_batch or max(len(cfgs), 1)
     return [members[i:i + size] for members in groups.values() for i in range(0, len(members), size)]
 
@@ -295,7 +298,9 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
       UserError: before any training, if a group's runs cannot be swept or do not fit their data
         (`check_groups`).
     """
-    groups = group_runs(cfgs, max_batch)
+    resume_steps = [jobs.newest_checkpoint_step(cfg, out_dir) if cfg.trainer.resume is True else None
+                    for cfg, out_dir in zip(cfgs, out_dirs)]
+    groups = group_runs(cfgs, max_batch, resume_steps)
     datasets = DataSets()
     check_groups([cfgs[members[0]] for members in groups], datasets)
     outcomes: list[Outcome | None] = [None] * len(cfgs)

@@ -334,8 +334,8 @@ def fit(
 
     At each multiple of `checkpoint_every` and at the end it calls ``on_checkpoint(step, state)``
     when the state is finite (always with `stop_when_diverged` off: a vmapped group's runs are
-    saved together, its diverged ones too), before it is donated to the next span. After every span it asks
-    `should_stop` (a signal arrived, say) and returns early when it says so.
+    saved together, its diverged ones too), before it is donated to the next span. After every
+    span it asks `should_stop` (a signal arrived, say) and returns early when it says so.
 
     `train_span` replaces the task's compiled span: `jax_mlp.sweep` passes a vmapped one, whose
     metrics carry a run axis that `LogPoint` keeps.

@@ -30,6 +30,8 @@ def test_runs_group_by_static_structure():
             _cfg("trainer.steps=10"), _cfg("optimizer.momentum=0.9")]
     assert sweep.group_runs(cfgs) == [[0, 1], [2, 3], [4], [5], [6]]
     assert sweep.group_runs(cfgs[:2] * 3, max_batch=4) == [[0, 1, 2, 3], [4, 5]]
+    # Resuming, a group also shares the step its runs' newest checkpoints are at.
+    assert sweep.group_runs(cfgs[:2] * 2, resume_steps=[20, None, 20, 10]) == [[0, 2], [1], [3]]
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -197,14 +199,18 @@ def test_a_group_checkpoint_past_the_runs_length_is_refused(tmp_path):
     assert json.loads((tmp_path / "1" / "summary.json").read_text())["steps"] == 20  # the folders left alone
 
 
-def test_a_resumed_group_without_checkpoints_starts_from_step_0(tmp_path, caplog):
+def test_a_resumed_sweep_with_new_jobs_continues_the_old_and_starts_the_new(tmp_path, caplog):
+    common = ["trainer.log_every=10", "trainer.checkpoint_every=10"]
+    sweep.execute_all([_cfg(*common, "trainer.steps=20", f"seed={s}") for s in (0, 1)], [tmp_path / "0", tmp_path / "1"])
     caplog.set_level("INFO", logger="jax_mlp")
-    cfgs = [_cfg("trainer.steps=20", "trainer.resume=true", f"seed={s}") for s in (0, 1)]
-    outcomes = sweep.execute_all(cfgs, [tmp_path / "0", tmp_path / "1"])
-    assert [o.status for o in outcomes] == ["completed"] * 2
-    assert "trainer.resume: no checkpoint in the folders of these 2 runs; they start from step 0" in caplog.text
-    assert [line["step"] for line in read_jsonl(tmp_path / "1" / "metrics.jsonl")] == [0, 20]
-    assert _steps_saved(tmp_path / "1") == [20]  # a resumed run saves at its end, as a single one does
+    cfgs = [_cfg("trainer.steps=40", "trainer.log_every=10", "trainer.resume=true", f"seed={s}") for s in (0, 1, 2)]
+    outcomes = sweep.execute_all(cfgs, [tmp_path / str(job) for job in range(3)])
+    assert [o.status for o in outcomes] == ["completed"] * 3
+    assert "resuming 2 runs from step 20" in caplog.text
+    assert "trainer.resume: no checkpoint for 1 run of the sweep; starting from step 0" in caplog.text
+    for job in range(3):
+        assert [line["step"] for line in read_jsonl(tmp_path / str(job) / "metrics.jsonl")] == [0, 10, 20, 30, 40]
+        assert _steps_saved(tmp_path / str(job)) == ([10, 20, 40] if job < 2 else [40])  # a resumed run saves at its end
 
 
 SHARDED = """
@@ -350,7 +356,7 @@ def test_a_signal_stops_a_vmap_sweep_and_the_same_command_finishes_it(tmp_path, 
                                   capture_output=True, timeout=300)
         assert finished.returncode == 0, finished.stderr
         assert f"resuming 2 runs from step {stopped}" in finished.stdout
-        assert "trainer.resume: no checkpoint in the folders of these 2 runs; they start from step 0" in finished.stdout
+        assert "trainer.resume: no checkpoint for 2 runs of the sweep; starting from step 0" in finished.stdout
         for job in range(4):
             summary = json.loads((tmp_path / str(job) / "summary.json").read_text())
             assert (summary["status"], summary["steps"]) == ("completed", 1500000)
