@@ -63,7 +63,8 @@ class GroupCheckpoints:
 
     def _save_runs(self, tree: dict[str, Any]) -> None:
         for index, checkpointer in enumerate(self.checkpointers):
-            checkpointer.save_tree(run_slice(tree, index))
+            # 0-d arrays, not NumPy scalars: Orbax before 0.12 refuses scalars (the step, counts).
+            checkpointer.save_tree(jax.tree_util.tree_map(np.asarray, run_slice(tree, index)))
 
     def restore(self, like: train.TrainState) -> tuple[int, dict[str, Any]] | None:
         """The newest step that every run saved and can read, and the runs' `checkpoint.host_tree`
