@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 STOP_FILE_ENV = "JAX_MLP_STOP_FILE"  # "PID:PATH", set by a launcher's parent process PID for its workers
+STOP_FILE_NAME = ".jax_mlp_stop"  # the stop file, in the sweep's folder while the launcher runs it
 
 
 def stop_file() -> Path | None:
@@ -110,3 +111,9 @@ class StopRequests:
         _restore(self._previous)
         os.environ.pop(STOP_FILE_ENV, None)
         self.path.unlink(missing_ok=True)
+
+
+def stopped_sweep_line(signum: int) -> str:
+    """What a launcher's parent prints when a signal (`StopRequests`) stopped its sweep."""
+    return (f"jax_mlp: {signal.Signals(signum).name}: the sweep stopped; its jobs in training saved a checkpoint "
+            "(status interrupted in sweep_summary.md), later jobs did not start")

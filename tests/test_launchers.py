@@ -31,7 +31,7 @@ def test_a_two_job_sweep_runs_through_the_launcher(run_script, tmp_path, launche
     hydra = yaml.safe_load((tmp_path / "0" / ".hydra" / "hydra.yaml").read_text())["hydra"]
     assert hydra["launcher"]["_target_"] == {
         "joblib": "hydra_plugins.jax_mlp_joblib_launcher.joblib_launcher.JoblibLauncher",  # Hydra's, wrapped
-        "submitit_local": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}[launcher]
+        "submitit_local": "hydra_plugins.jax_mlp_submitit_launcher.submitit_launcher.LocalLauncher"}[launcher]
     if launcher == "joblib":
         assert hydra["job"]["env_set"]["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     else:
@@ -87,6 +87,49 @@ def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_pat
         steps = json.loads((tmp_path / job / "summary.json").read_text())["steps"]
         assert 200000 <= steps < 30000000 and (tmp_path / job / "checkpoints" / str(steps)).is_dir()
     assert not (tmp_path / "2" / "metrics.jsonl").exists() and not (tmp_path / ".jax_mlp_stop").exists()
+
+
+def _when_jobs_reach(folders: list, step: int) -> None:
+    """A ``tail -F`` of the jobs' ``metrics.jsonl``, read until every job has logged `step`: the
+    jobs of submitit's launcher log to files, not to the parent's output."""
+    paths = [str(folder / "metrics.jsonl") for folder in folders]
+    tail = subprocess.Popen(["tail", "-F", "-n", "+1", *paths], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    current, reached = None, set()
+    for line in tail.stdout:
+        if line.startswith("==> "):
+            current = line[4:].rstrip().removesuffix(" <==")
+        elif line.strip() and json.loads(line)["step"] >= step:
+            reached.add(current)
+            if reached == set(paths):
+                break
+    tail.kill()
+    tail.communicate()
+
+
+def test_ctrl_c_lets_the_submitit_local_jobs_save_without_tracebacks(tmp_path, cache_home):
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "launcher=submitit_local",
+                             f"hydra.sweep.dir={tmp_path}", "seed=0,1", "trainer.steps=30000000",
+                             "trainer.log_every=100000"], cwd=ROOT, env=env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _when_jobs_reach([tmp_path / "0", tmp_path / "1"], 200000)
+    os.killpg(proc.pid, signal.SIGINT)  # the parent, the submitit controllers and the jobs
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-2:] == [
+        "jax_mlp: SIGINT: the sweep stopped; its jobs in training saved a checkpoint (status interrupted in "
+        "sweep_summary.md), later jobs did not start",
+        f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}"]
+    table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert table == {"0": "interrupted", "1": "interrupted"}
+    for job in ("0", "1"):
+        steps = json.loads((tmp_path / job / "summary.json").read_text())["steps"]
+        assert 200000 <= steps < 30000000 and (tmp_path / job / "checkpoints" / str(steps)).is_dir()
+    job_errors = "".join(path.read_text() for path in (tmp_path / ".submitit").rglob("*_log.err"))
+    assert "Traceback" not in job_errors and not (tmp_path / ".jax_mlp_stop").exists()
 
 
 def test_ctrl_c_with_one_joblib_job_at_a_time_stops_it_as_a_basic_sweep(tmp_path, cache_home):

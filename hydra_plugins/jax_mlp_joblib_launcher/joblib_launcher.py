@@ -20,8 +20,6 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-STOP_FILE = ".jax_mlp_stop"  # in the sweep's folder while it runs
-
 
 class JoblibLauncher(Launcher):
     """Hydra's `JoblibLauncher` with the same settings (``n_jobs``, ``backend``...), launching
@@ -40,12 +38,12 @@ class JoblibLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import signal
 
-        from jax_mlp.interrupts import StopRequests
+        from jax_mlp.interrupts import STOP_FILE_NAME, StopRequests, stopped_sweep_line
 
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        with StopRequests(sweep_dir / STOP_FILE) as stops:
+        with StopRequests(sweep_dir / STOP_FILE_NAME) as stops:
             try:
                 returns = self.hydras.launch(job_overrides, initial_job_idx)
             except Exception as error:
@@ -57,12 +55,11 @@ class JoblibLauncher(Launcher):
             else:
                 died = None
         if stops.signum is not None:  # `jax_mlp.run.main` then writes the sweep's table
-            name = signal.Signals(stops.signum).name
             if died is None:
-                print(f"jax_mlp: {name}: the sweep stopped; its jobs in training saved a checkpoint (status "
-                      "interrupted in sweep_summary.md), later jobs did not start", file=sys.stderr)
+                print(stopped_sweep_line(stops.signum), file=sys.stderr)
             else:
-                print(f"jax_mlp: {name}: the sweep stopped; a worker that was still starting died of it ({died}), "
-                      "and joblib ended the others without letting them save", file=sys.stderr)
+                print(f"jax_mlp: {signal.Signals(stops.signum).name}: the sweep stopped; a worker that was still "
+                      f"starting died of it ({died}), and joblib ended the others without letting them save",
+                      file=sys.stderr)
             sys.exit(128 + stops.signum)
         return returns

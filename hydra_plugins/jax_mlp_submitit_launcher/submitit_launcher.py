@@ -1,0 +1,75 @@
+"""``launcher=submitit_local``: Hydra's submitit local launcher (hydra-submitit-launcher), whose
+Ctrl-C saves and prints no traceback.
+
+Ctrl-C in a terminal reaches every process of the sweep. Under Hydra's own launcher each job's
+submitit controller process dies of it with a traceback and kills its job a second later, whether
+the job has saved or not, and the parent ends before the jobs have written their summaries. Here
+the processes that submitit starts inherit SIGINT blocked (they are started from a thread that
+blocks it), and the parent takes the signal (`jax_mlp.interrupts.StopRequests`): the jobs stop at
+the end of their compiled span, save a checkpoint and write ``summary.json`` (``interrupted``), and
+once every job has returned the sweep exits 130 (SIGTERM to the parent: 143). A second Ctrl-C ends
+the parent at once; the jobs still save.
+
+This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
+"""
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+def run_with_sigint_blocked(function: Callable[[], Any]) -> Any:
+    """`function()` run on a thread that blocks SIGINT, so the processes it starts inherit the block
+    and a terminal's Ctrl-C reaches this process's main thread only; returns its value or raises
+    its error. The main thread waits for it and runs its signal handlers meanwhile. The thread is a
+    daemon: if a handler raises (a second Ctrl-C), the process may end without waiting for it."""
+    outcome: Dict[str, Any] = {}
+
+    def target() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # handed to the main thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="jax-mlp-submitit-launch", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class LocalLauncher(Launcher):
+    """Hydra's submitit `LocalLauncher` with the same settings (``timeout_min``, ``cpus_per_task``...),
+    launching through it; only the handling of SIGINT and SIGTERM differs."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher as HydrasLocalLauncher
+
+        self.hydras = HydrasLocalLauncher(**kwargs)
+        self.config: Optional[DictConfig] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from jax_mlp.interrupts import STOP_FILE_NAME, StopRequests, stopped_sweep_line
+
+        assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with StopRequests(sweep_dir / STOP_FILE_NAME) as stops:
+            returns = run_with_sigint_blocked(lambda: self.hydras.launch(job_overrides, initial_job_idx))
+        if stops.signum is not None:  # `jax_mlp.run.main` then writes the sweep's table
+            print(stopped_sweep_line(stops.signum), file=sys.stderr)
+            sys.exit(128 + stops.signum)
+        return returns
