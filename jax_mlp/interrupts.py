@@ -85,7 +85,8 @@ class StopRequests:
     """A launcher's parent process while its workers train a sweep: the first SIGINT or SIGTERM
     writes its number into `path` (the workers' stop file, named to them by `STOP_FILE_ENV`), so
     the jobs in training stop at their span's end and save, and jobs not yet started do not train;
-    a second signal raises KeyboardInterrupt, to stop at once. `signum`: the first signal, or None.
+    a second signal raises KeyboardInterrupt, to stop this process at once (the stop file stays for
+    the workers that outlive it). `signum`: the first signal, or None.
     """
 
     def __init__(self, path: Path) -> None:
@@ -107,10 +108,12 @@ class StopRequests:
         self._previous = _handle(Interrupts.SIGNALS, self._record)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
         _restore(self._previous)
         os.environ.pop(STOP_FILE_ENV, None)
-        self.path.unlink(missing_ok=True)
+        # Left after a second signal: workers that outlive this process (submitit's) still stop and save.
+        if exc_type is not KeyboardInterrupt:
+            self.path.unlink(missing_ok=True)
 
 
 def stopped_sweep_line(signum: int) -> str:

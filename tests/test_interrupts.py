@@ -50,3 +50,12 @@ def test_the_parent_writes_the_first_signal_and_stops_at_once_on_the_second(tmp_
     assert interrupts.STOP_FILE_ENV not in os.environ and not (tmp_path / "stop").exists()
     assert capsys.readouterr().err == ("jax_mlp: SIGINT: the jobs in training stop at the end of their compiled "
                                        "span and save; Ctrl-C again to stop at once\n")
+
+
+def test_a_second_signal_that_ends_the_parent_leaves_the_stop_file_for_workers_that_outlive_it(tmp_path, monkeypatch):
+    monkeypatch.delenv(interrupts.STOP_FILE_ENV, raising=False)
+    with pytest.raises(KeyboardInterrupt), StopRequests(tmp_path / "stop"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+    assert (tmp_path / "stop").read_text() == str(int(signal.SIGTERM))
+    assert interrupts.STOP_FILE_ENV not in os.environ
