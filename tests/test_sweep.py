@@ -149,6 +149,8 @@ def _corrupt(folder: Path) -> None:
             file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
 
 
+# After a failed read Orbax may call into its closed event loop (seen on Python 3.13): its noise, not ours.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("corrupt", [False, True], ids=["intact", "corrupt-newest-of-one-run"])
 def test_a_stopped_group_saves_each_run_and_resumes_to_identical_params(tmp_path, caplog, corrupt):
     common = ["trainer.steps=300", "trainer.log_every=50", "trainer.checkpoint_every=100", "trainer.keep_checkpoints=2"]
