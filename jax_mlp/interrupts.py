@@ -1,10 +1,10 @@
 """Ctrl-C and SIGTERM as requests to stop training at the end of the current compiled span,
 rather than as an end of the process in the middle of writing a run's files.
 
-A sweep whose jobs run in worker processes (``launcher=joblib``) has one more path: its parent
-process catches the signal (`StopRequests`) and writes a stop file, which every worker's
-`Interrupts` reads at each span's end; the workers themselves ignore SIGINT, so the parent decides
-when the sweep ends.
+A sweep whose jobs run in worker processes (``launcher=joblib``, ``launcher=submitit_local``) has
+one more path: its parent process catches the signal (`StopRequests`) and writes a stop file,
+which every worker's `Interrupts` reads at each span's end; the workers are started with SIGINT
+blocked (`run_with_sigint_blocked`) and ignore it, so the parent decides when the sweep ends.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,25 @@ def stopped_sweep_line(signum: int) -> str:
     """What a launcher's parent prints when a signal (`StopRequests`) stopped its sweep."""
     return (f"jax_mlp: {signal.Signals(signum).name}: the sweep stopped; its jobs in training saved a checkpoint "
             "(status interrupted in sweep_summary.md), later jobs did not start")
+
+
+def run_with_sigint_blocked(function: Callable[[], Any]) -> Any:
+    """`function()` run on a thread that blocks SIGINT, so the processes it starts inherit the block
+    and a terminal's Ctrl-C reaches this process's main thread only; returns its value or raises
+    its error. The main thread waits for it and runs its signal handlers meanwhile. The thread is a
+    daemon: if a handler raises (a second Ctrl-C), the process may end without waiting for it."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # handed to the main thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="jax-mlp-launch", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

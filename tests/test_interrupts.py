@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from jax_mlp import interrupts
-from jax_mlp.interrupts import Interrupts, StopRequests
+from jax_mlp.interrupts import Interrupts, StopRequests, run_with_sigint_blocked
 
 
 def test_a_signal_is_recorded_and_a_workers_sigint_is_left_to_its_parent(tmp_path, monkeypatch):
@@ -59,3 +61,25 @@ def test_a_second_signal_that_ends_the_parent_leaves_the_stop_file_for_workers_t
         os.kill(os.getpid(), signal.SIGINT)
     assert (tmp_path / "stop").read_text() == str(int(signal.SIGTERM))
     assert interrupts.STOP_FILE_ENV not in os.environ
+
+
+BLOCKED = "import signal; print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))"
+
+
+def _child_blocks_sigint() -> str:
+    return subprocess.run([sys.executable, "-c", BLOCKED], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_processes_started_with_sigint_blocked_inherit_it_and_this_thread_is_left_alone():
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert run_with_sigint_blocked(_child_blocks_sigint) == "True"
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    assert _child_blocks_sigint() == str(signal.SIGINT in before)  # "False", unless pytest started blocked
+
+
+def test_an_error_of_what_runs_with_sigint_blocked_comes_back_as_it_is():
+    def fails() -> None:
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_with_sigint_blocked(fails)

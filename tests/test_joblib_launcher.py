@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from omegaconf import OmegaConf
@@ -14,8 +16,10 @@ from hydra_plugins.jax_mlp_joblib_launcher.joblib_launcher import JoblibLauncher
 
 
 class WorkerDiesOfTheSignal:
-    """Hydra's launcher as it behaves when Ctrl-C reaches a worker that is still starting: the
+    """Hydra's launcher as it behaves when a signal reaches a worker that is still starting: the
     parent gets the signal too, then joblib raises for the dead worker."""
+
+    joblib = {"n_jobs": 2}
 
     def launch(self, job_overrides, initial_job_idx):
         os.kill(os.getpid(), signal.SIGINT)
@@ -23,8 +27,21 @@ class WorkerDiesOfTheSignal:
 
 
 class Fails:
+    joblib = {"n_jobs": 2}
+
     def launch(self, job_overrides, initial_job_idx):
         raise RuntimeError("a bug")
+
+
+class RecordsSigintBlocked:
+    """Says whether the jobs' processes would start with SIGINT blocked: joblib starts its workers
+    from the thread that calls `launch`."""
+
+    def __init__(self, n_jobs) -> None:
+        self.joblib = {"n_jobs": n_jobs}
+
+    def launch(self, job_overrides, initial_job_idx):
+        return signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
 
 def _launcher(inner, tmp_path) -> JoblibLauncher:
@@ -46,3 +63,39 @@ def test_a_worker_that_dies_of_ctrl_c_while_starting_ends_the_sweep_in_one_line(
 def test_an_error_without_a_signal_is_raised_as_it_is(tmp_path):
     with pytest.raises(RuntimeError, match="a bug"):
         _launcher(Fails(), tmp_path).launch([["seed=0"]], 0)
+
+
+@pytest.mark.parametrize("n_jobs, in_workers", [(2, True), (-1, True), (1, False), (None, False)])
+def test_workers_start_with_sigint_blocked_and_jobs_run_here_do_not(tmp_path, n_jobs, in_workers):
+    # With one job at a time joblib runs the jobs in the calling thread, which must take Ctrl-C itself.
+    here = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # False, unless pytest started blocked
+    assert _launcher(RecordsSigintBlocked(n_jobs), tmp_path).launch([["seed=0"]], 0) is (in_workers or here)
+
+
+WORKERS_MASK = """
+import signal, sys
+from joblib import Parallel, delayed
+from omegaconf import OmegaConf
+from hydra_plugins.jax_mlp_joblib_launcher.joblib_launcher import JoblibLauncher
+
+def blocked():
+    return signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+class Runs:
+    joblib = {"n_jobs": 2}
+    def launch(self, job_overrides, initial_job_idx):
+        return Parallel(n_jobs=2, backend="loky")(delayed(blocked)() for _ in range(4))
+
+launcher = JoblibLauncher(n_jobs=2)
+launcher.hydras, launcher.config = Runs(), OmegaConf.create({"hydra": {"sweep": {"dir": sys.argv[1]}}})
+print(launcher.launch([["seed=0"]], 0))
+"""
+
+
+def test_real_joblib_workers_start_with_sigint_blocked(tmp_path):
+    # A fresh process: the standard library's resource tracker, started for the first workers,
+    # unblocks SIGINT on the thread that starts it unless the wrapper started it before.
+    result = subprocess.run([sys.executable, "-c", WORKERS_MASK, str(tmp_path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[True, True, True, True]"

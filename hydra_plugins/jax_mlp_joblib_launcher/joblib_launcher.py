@@ -1,12 +1,14 @@
 """``launcher=joblib``: Hydra's joblib launcher (hydra-joblib-launcher), whose Ctrl-C saves.
 
-Ctrl-C in a terminal reaches every process of the sweep. Under Hydra's own launcher the parent
+Ctrl-C in a terminal signals every process of the sweep. Under Hydra's own launcher the parent
 process ends at once and joblib kills its workers, so the jobs in training lose the checkpoint
 and summary that a single run's Ctrl-C writes. Here the parent takes the signal
 (`jax_mlp.interrupts.StopRequests`): the jobs in training stop at the end of their compiled span,
 save a checkpoint and write ``summary.json`` (``interrupted``), jobs not yet started do not train,
-and once every worker has returned the sweep exits 130 (SIGTERM: 143). A second Ctrl-C stops at
-once, as before.
+and once every worker has returned the sweep exits 130 (SIGTERM: 143). A second Ctrl-C ends the
+parent at once; the workers still stop at their span's end and save. The workers start with SIGINT
+blocked (`jax_mlp.interrupts.run_with_sigint_blocked`), so a Ctrl-C while one is still starting
+cannot kill it (joblib would then end the others unsaved).
 
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
@@ -38,19 +40,30 @@ class JoblibLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import signal
 
-        from jax_mlp.interrupts import STOP_FILE_NAME, StopRequests, stopped_sweep_line
+        from jax_mlp.interrupts import STOP_FILE_NAME, StopRequests, run_with_sigint_blocked, stopped_sweep_line
+
+        def launch() -> Sequence[JobReturn]:
+            return self.hydras.launch(job_overrides, initial_job_idx)
 
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        in_workers = self.hydras.joblib.get("n_jobs") not in (1, None)  # else joblib runs the jobs right here
+        if in_workers:
+            from multiprocessing import resource_tracker
+
+            # Started now, on this thread: starting it unblocks SIGINT on the calling thread (the
+            # standard library's SIG_UNBLOCK, not a restore), which would let the workers take Ctrl-C.
+            resource_tracker.ensure_running()
         with StopRequests(sweep_dir / STOP_FILE_NAME) as stops:
             try:
-                returns = self.hydras.launch(job_overrides, initial_job_idx)
+                # Workers started with SIGINT blocked: one still starting cannot die of Ctrl-C.
+                returns = run_with_sigint_blocked(launch) if in_workers else launch()
             except Exception as error:
                 if stops.signum is None:
                     raise
-                # A worker still starting (before its job ignores SIGINT) died of the signal, and
-                # joblib then stopped the others.
+                # A worker still starting died of the signal (SIGTERM to the whole process group,
+                # say), and joblib then stopped the others.
                 returns, died = [], type(error).__name__
             else:
                 died = None

@@ -13,38 +13,14 @@ the parent at once; the jobs still save.
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 
-import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
-
-
-def run_with_sigint_blocked(function: Callable[[], Any]) -> Any:
-    """`function()` run on a thread that blocks SIGINT, so the processes it starts inherit the block
-    and a terminal's Ctrl-C reaches this process's main thread only; returns its value or raises
-    its error. The main thread waits for it and runs its signal handlers meanwhile. The thread is a
-    daemon: if a handler raises (a second Ctrl-C), the process may end without waiting for it."""
-    outcome: Dict[str, Any] = {}
-
-    def target() -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            outcome["value"] = function()
-        except BaseException as error:  # handed to the main thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target, name="jax-mlp-submitit-launch", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 class LocalLauncher(Launcher):
@@ -62,7 +38,7 @@ class LocalLauncher(Launcher):
         self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from jax_mlp.interrupts import STOP_FILE_NAME, StopRequests, stopped_sweep_line
+        from jax_mlp.interrupts import STOP_FILE_NAME, StopRequests, run_with_sigint_blocked, stopped_sweep_line
 
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
