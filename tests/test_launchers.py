@@ -61,14 +61,19 @@ def test_an_optuna_search_records_its_best_trial(run_script, tmp_path):
     assert (tmp_path / "again" / "0" / ".hydra" / "overrides.yaml").read_text() == first
 
 
-def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_path, cache_home):
-    # Ctrl-C in a terminal signals the whole process group: the parent and its joblib workers.
+def _sweep_in_a_session(tmp_path, cache_home, *args: str) -> subprocess.Popen:
+    """``train.py -m hydra.sweep.dir=TMP_PATH args...`` of the note for 30M steps, logging every
+    100,000, in a process group of its own: `os.killpg` then stands for a terminal's Ctrl-C."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
     env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "launcher=joblib",
-                             f"hydra.sweep.dir={tmp_path}", "seed=0,1,2", "trainer.steps=30000000",
-                             "trainer.log_every=100000"], cwd=ROOT, env=env, text=True, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", f"hydra.sweep.dir={tmp_path}",
+                             *args, "trainer.steps=30000000", "trainer.log_every=100000"], cwd=ROOT, env=env,
+                            text=True, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_path, cache_home):
+    # Ctrl-C in a terminal signals the whole process group: the parent and its joblib workers.
+    proc = _sweep_in_a_session(tmp_path, cache_home, "launcher=joblib", "seed=0,1,2")
     training = 0
     for line in proc.stdout:
         training += "step 200000 loss" in line
@@ -108,12 +113,7 @@ def _when_jobs_reach(folders: list, step: int) -> None:
 
 
 def test_ctrl_c_lets_the_submitit_local_jobs_save_without_tracebacks(tmp_path, cache_home):
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "launcher=submitit_local",
-                             f"hydra.sweep.dir={tmp_path}", "seed=0,1", "trainer.steps=30000000",
-                             "trainer.log_every=100000"], cwd=ROOT, env=env, text=True, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _sweep_in_a_session(tmp_path, cache_home, "launcher=submitit_local", "seed=0,1")
     _when_jobs_reach([tmp_path / "0", tmp_path / "1"], 200000)
     os.killpg(proc.pid, signal.SIGINT)  # the parent, the submitit controllers and the jobs
     _, err = proc.communicate(timeout=120)
@@ -134,12 +134,7 @@ def test_ctrl_c_lets_the_submitit_local_jobs_save_without_tracebacks(tmp_path, c
 
 def test_ctrl_c_with_one_joblib_job_at_a_time_stops_it_as_a_basic_sweep(tmp_path, cache_home):
     # With n_jobs=1 joblib runs the jobs in the parent process, which must still take Ctrl-C.
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "launcher=joblib",
-                             "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}", "seed=0,1",
-                             "trainer.steps=30000000", "trainer.log_every=100000"], cwd=ROOT, env=env, text=True,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _sweep_in_a_session(tmp_path, cache_home, "launcher=joblib", "hydra.launcher.n_jobs=1", "seed=0,1")
     for line in proc.stdout:
         if "step 200000 loss" in line:
             os.killpg(proc.pid, signal.SIGINT)
