@@ -95,10 +95,11 @@ def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_pat
 
 
 def _when_jobs_reach(folders: list, step: int) -> None:
-    """A ``tail -F`` of the jobs' ``metrics.jsonl``, read until every job has logged `step`: the
-    jobs of submitit's launcher log to files, not to the parent's output."""
+    """A ``tail -F`` of the jobs' ``metrics.jsonl``, read until every job has logged `step` (at most
+    two minutes, should a job never log): the jobs of submitit's launcher log to files, not to the
+    parent's output."""
     paths = [str(folder / "metrics.jsonl") for folder in folders]
-    tail = subprocess.Popen(["tail", "-F", "-n", "+1", *paths], stdout=subprocess.PIPE,
+    tail = subprocess.Popen(["timeout", "120", "tail", "-F", "-v", "-n", "+1", *paths], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     current, reached = None, set()
     for line in tail.stdout:
@@ -108,7 +109,7 @@ def _when_jobs_reach(folders: list, step: int) -> None:
             reached.add(current)
             if reached == set(paths):
                 break
-    tail.kill()
+    tail.terminate()  # `timeout` passes SIGTERM on to tail
     tail.communicate()
 
 
