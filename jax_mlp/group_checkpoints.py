@@ -35,6 +35,11 @@ def run_slice(tree: Any, index: int) -> Any:
     return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
 
 
+def stack_runs(trees: Sequence[Any]) -> Any:
+    """One pytree whose leaves stack the runs' `trees` along a new leading run axis (NumPy)."""
+    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
+
+
 def padded(tree: Any, rows: int) -> Any:
     """`tree` (leaves with a leading run axis) with its last run repeated up to `rows` runs."""
     return jax.tree_util.tree_map(
@@ -76,7 +81,7 @@ class GroupCheckpoints:
                 trees = [jax.device_get(c.restore_tree(like, [step])) for c in self.checkpointers]
             except UserError:  # one run's checkpoint at `step` is unreadable (a warning named it)
                 continue
-            return step, jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
+            return step, stack_runs(trees)
         return None
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax_mlp import config, devices, jobs, train
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.errors import UserError
-from jax_mlp.group_checkpoints import GroupCheckpoints, open_group_checkpoints, run_slice
+from jax_mlp.group_checkpoints import GroupCheckpoints, open_group_checkpoints, run_slice, stack_runs
 from jax_mlp.interrupts import Interrupts
 from jax_mlp.outputs import NOT_STARTED, Outcome, RunOutputs
 from jax_mlp.problems import (
@@ -133,10 +133,6 @@ def group_runs(cfgs: Sequence[config.Config], max_batch: int | None = None,
     return [members[i:i + size] for members in groups.values() for i in range(0, len(members), size)]
 
 
-def _stack(trees: list) -> object:
-    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
-
-
 def _run_sharding() -> NamedSharding | None:
     """A sharding of the leading (run) axis over the local devices, when there are several."""
     local = jax.local_devices(backend=devices.default_platform())
@@ -224,7 +220,7 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
     resuming = t.resume is True and any(jobs.has_checkpoint(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs))
     outputs = None if resuming else start_outputs(None)
     seeds = np.asarray([c.seed for c in members], np.uint32)
-    hyperparams = _stack([config.optimizer_hyperparams(c.optimizer) for c in members])
+    hyperparams = stack_runs([config.optimizer_hyperparams(c.optimizer) for c in members])
     if sharding is not None:
         seeds, hyperparams = jax.device_put((seeds, hyperparams), sharding)
     state, first_lr = jax.jit(jax.vmap(initial_state_fn(members[0], problem)))(seeds, hyperparams)
