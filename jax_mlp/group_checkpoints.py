@@ -20,7 +20,6 @@ from jax.sharding import Sharding
 
 from jax_mlp import checkpoint, config, optim, train
 from jax_mlp.errors import UserError
-from jax_mlp.jobs import has_checkpoint
 
 log = logging.getLogger("jax_mlp")
 
@@ -94,15 +93,16 @@ class GroupCheckpoints:
 
 
 def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], state: train.TrainState,
-                           total_steps: int, sharding: Sharding | None
+                           total_steps: int, sharding: Sharding | None, saved: bool
                            ) -> tuple[GroupCheckpoints | None, train.TrainState, int | None]:
     """A group's checkpoints (None without ``trainer.checkpoint_every`` or ``trainer.resume``), its
     state and the step it resumes from (None for a fresh start).
 
     `state` is the group's initial state (leaves with a leading run axis, padding runs included);
-    with ``trainer.resume=true`` it is replaced by the runs' newest common checkpoint, holding the
-    hyperparameters each run's config gives, and placed by `sharding`. Runs without a common
-    checkpoint start from step 0, as a sweep's job without a checkpoint does.
+    with ``trainer.resume=true`` and `saved` (a run's folder holds a checkpoint: `jobs.has_checkpoint`)
+    it is replaced by the runs' newest common checkpoint, holding the hyperparameters each run's
+    config gives, and placed by `sharding`. Runs without a common checkpoint start from step 0, as
+    a sweep's job without a checkpoint does.
 
     Raises:
       UserError: the checkpoint is past the runs' `total_steps`.
@@ -113,7 +113,7 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
     checkpoints = GroupCheckpoints(out_dirs, t.keep_checkpoints)
     if t.resume is False:
         return checkpoints, state, None
-    if not any(has_checkpoint(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs)):
+    if not saved:
         log.info("trainer.resume: no checkpoint for %s of the sweep; starting from step 0", runs(len(cfgs)))
         return checkpoints, state, None
     found = checkpoints.restore(run_slice(state, 0))

@@ -217,14 +217,15 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
                          cfgs, out_dirs, data.problems)
 
     # The folders start while the group compiles, unless a checkpoint may set where their metrics resume.
-    resuming = t.resume is True and any(jobs.has_checkpoint(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs))
-    outputs = None if resuming else start_outputs(None)
+    saved = t.resume is True and any(jobs.has_checkpoint(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs))
+    outputs = None if saved else start_outputs(None)
     seeds = np.asarray([c.seed for c in members], np.uint32)
     hyperparams = stack_runs([config.optimizer_hyperparams(c.optimizer) for c in members])
     if sharding is not None:
         seeds, hyperparams = jax.device_put((seeds, hyperparams), sharding)
     state, first_lr = jax.jit(jax.vmap(initial_state_fn(members[0], problem)))(seeds, hyperparams)
-    checkpoints, state, resume_step = open_group_checkpoints(cfgs, out_dirs, state, problem.total_steps, sharding)
+    checkpoints, state, resume_step = open_group_checkpoints(cfgs, out_dirs, state, problem.total_steps, sharding,
+                                                             saved)
     outputs = list(outputs if outputs is not None else start_outputs(resume_step))
     span = jax.jit(jax.vmap(train.make_train_span(task), in_axes=(0, axis, axis, None)), donate_argnums=0)
     evaluate_all = jax.jit(jax.vmap(train.make_evaluate(task), in_axes=(0, axis, axis, axis)))
@@ -254,15 +255,15 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
                            on_checkpoint=None if checkpoints is None else checkpoints.save,
                            train_span=span, stop_when_diverged=False,
                            should_stop=None if interrupts is None else interrupts.arrived)
+        steps = int(np.asarray(result.state.step)[0])
         if result.stopped:  # as a single run does: a checkpoint to resume from, asked for or not
             checkpoints = checkpoints or GroupCheckpoints(out_dirs, t.keep_checkpoints)
-            checkpoints.save(int(np.asarray(result.state.step)[0]), result.state)
+            checkpoints.save(steps, result.state)
     finally:
         if checkpoints is not None:
             checkpoints.close()
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     params = jax.device_get(result.state.params)
-    steps = int(np.asarray(result.state.step)[0])
     signum = interrupts.signum if result.stopped else None
     outcomes = list(files.map(
         lambda i: outputs[i].finish(run_slice(params, i), steps, {k: v[i] for k, v in final.items()}, signum),
