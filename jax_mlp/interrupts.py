@@ -143,3 +143,29 @@ def run_with_sigint_blocked(function: Callable[[], Any]) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def launch_until_stopped(sweep_dir: Path, launch: Callable[[], Any], block_sigint: bool,
+                         failure_after_signal: Callable[[int, Exception], str] | None = None) -> Any:
+    """A launcher's parent process: runs `launch()` (its jobs) under `StopRequests`, with the stop
+    file in `sweep_dir`, on a thread that blocks SIGINT when `block_sigint` (the processes it starts
+    inherit the block: `run_with_sigint_blocked`), and returns what it returns.
+
+    After a signal it prints `stopped_sweep_line` and exits 128 + the signal's number (then
+    `jax_mlp.run.main` writes the sweep's table). An error `launch` raises after a signal is
+    described by `failure_after_signal(signum, error)`, the line printed instead, when given; any
+    other error is raised.
+    """
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    failure = None
+    with StopRequests(sweep_dir / STOP_FILE_NAME) as stops:
+        try:
+            returns = run_with_sigint_blocked(launch) if block_sigint else launch()
+        except Exception as error:
+            if stops.signum is None or failure_after_signal is None:
+                raise
+            returns, failure = None, failure_after_signal(stops.signum, error)
+    if stops.signum is not None:
+        print(failure or stopped_sweep_line(stops.signum), file=sys.stderr)
+        sys.exit(128 + stops.signum)
+    return returns

@@ -13,7 +13,6 @@ cannot kill it (joblib would then end the others unsaved).
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 
-import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -38,16 +37,9 @@ class JoblibLauncher(Launcher):
         self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        import signal
-
-        from jax_mlp.interrupts import STOP_FILE_NAME, StopRequests, run_with_sigint_blocked, stopped_sweep_line
-
-        def launch() -> Sequence[JobReturn]:
-            return self.hydras.launch(job_overrides, initial_job_idx)
+        from jax_mlp.interrupts import launch_until_stopped
 
         assert self.config is not None
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         in_workers = self.hydras.joblib.get("n_jobs") not in (1, None)  # else joblib runs the jobs right here
         if in_workers:
             from multiprocessing import resource_tracker
@@ -55,24 +47,16 @@ class JoblibLauncher(Launcher):
             # Started now, on this thread: starting it unblocks SIGINT on the calling thread (the
             # standard library's SIG_UNBLOCK, not a restore), which would let the workers take Ctrl-C.
             resource_tracker.ensure_running()
-        with StopRequests(sweep_dir / STOP_FILE_NAME) as stops:
-            try:
-                # Workers started with SIGINT blocked: one still starting cannot die of Ctrl-C.
-                returns = run_with_sigint_blocked(launch) if in_workers else launch()
-            except Exception as error:
-                if stops.signum is None:
-                    raise
-                # A worker still starting died of the signal (SIGTERM to the whole process group,
-                # say), and joblib then stopped the others.
-                returns, died = [], type(error).__name__
-            else:
-                died = None
-        if stops.signum is not None:  # `jax_mlp.run.main` then writes the sweep's table
-            if died is None:
-                print(stopped_sweep_line(stops.signum), file=sys.stderr)
-            else:
-                print(f"jax_mlp: {signal.Signals(stops.signum).name}: the sweep stopped; a worker that was still "
-                      f"starting died of it ({died}), and joblib ended the others without letting them save",
-                      file=sys.stderr)
-            sys.exit(128 + stops.signum)
-        return returns
+        # Workers started with SIGINT blocked: one still starting cannot die of Ctrl-C.
+        return launch_until_stopped(Path(str(self.config.hydra.sweep.dir)),
+                                    lambda: self.hydras.launch(job_overrides, initial_job_idx),
+                                    block_sigint=in_workers, failure_after_signal=_worker_died)
+
+
+def _worker_died(signum: int, error: Exception) -> str:
+    """The line for a sweep whose worker, still starting, died of the signal (SIGTERM to the whole
+    process group, say), after which joblib stopped the others."""
+    import signal
+
+    return (f"jax_mlp: {signal.Signals(signum).name}: the sweep stopped; a worker that was still starting died "
+            f"of it ({type(error).__name__}), and joblib ended the others without letting them save")

@@ -13,7 +13,6 @@ the parent at once; the jobs still save.
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 
-import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -38,14 +37,8 @@ class LocalLauncher(Launcher):
         self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from jax_mlp.interrupts import STOP_FILE_NAME, StopRequests, run_with_sigint_blocked, stopped_sweep_line
+        from jax_mlp.interrupts import launch_until_stopped
 
         assert self.config is not None
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        with StopRequests(sweep_dir / STOP_FILE_NAME) as stops:
-            returns = run_with_sigint_blocked(lambda: self.hydras.launch(job_overrides, initial_job_idx))
-        if stops.signum is not None:  # `jax_mlp.run.main` then writes the sweep's table
-            print(stopped_sweep_line(stops.signum), file=sys.stderr)
-            sys.exit(128 + stops.signum)
-        return returns
+        return launch_until_stopped(Path(str(self.config.hydra.sweep.dir)),
+                                    lambda: self.hydras.launch(job_overrides, initial_job_idx), block_sigint=True)
