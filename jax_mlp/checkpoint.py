@@ -49,6 +49,13 @@ def load_params(path: Path) -> list[dict[str, np.ndarray]]:
     return [{"w": arrays[f"layers.{l}.w"], "b": arrays[f"layers.{l}.b"]} for l in layers]
 
 
+def saved_steps(directory: Path) -> list[int]:
+    """The steps that have a checkpoint folder in `directory` (none if it does not exist), in
+    order. Read from the folder names, without Orbax: importing it takes a second."""
+    directory = Path(directory)
+    return sorted(int(path.name) for path in directory.iterdir() if path.name.isdigit()) if directory.is_dir() else []
+
+
 def host_tree(state: Any, fetch: bool = True) -> dict[str, Any]:
     """What a checkpoint holds of a `jax_mlp.train.TrainState`: ``params``, ``opt_state``, ``step``
     and the typed PRNG key as its ``key`` data; host copies unless `fetch` is off (the next
@@ -90,6 +97,15 @@ class Checkpointer:
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
+
+    def drop_after(self, step: int) -> list[int]:
+        """Deletes the checkpoints of the steps after `step`; returns those steps. A run that
+        resumes from `step` saves those steps again, and Orbax skips a save at or below its
+        newest step."""
+        later = [saved for saved in self.steps() if saved > step]
+        for saved in later:
+            self._manager.delete(saved)
+        return later
 
     def restore(self, like: Any) -> Any:
         """The newest readable state, shaped like `like` (a `jax_mlp.train.TrainState`); an

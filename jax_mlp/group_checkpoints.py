@@ -101,11 +101,11 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
     `state` is the group's initial state (leaves with a leading run axis, padding runs included);
     with ``trainer.resume=true`` and `saved` (a run's folder holds a checkpoint: `jobs.has_checkpoint`)
     it is replaced by the runs' newest common checkpoint, holding the hyperparameters each run's
-    config gives, and placed by `sharding`. Runs without a common checkpoint start from step 0, as
-    a sweep's job without a checkpoint does.
+    config gives, and placed by `sharding`; the runs' checkpoints after that step are deleted (they
+    are unreadable, or ahead of the group, and the group saves those steps again).
 
     Raises:
-      UserError: the checkpoint is past the runs' `total_steps`.
+      UserError: the runs have no readable step in common, or it is past their `total_steps`.
     """
     t = cfgs[0].trainer
     if t.checkpoint_every is None and t.resume is False:
@@ -118,15 +118,21 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
         return checkpoints, state, None
     found = checkpoints.restore(run_slice(state, 0))
     if found is None:
-        log.warning("trainer.resume: %s of the sweep have no readable checkpoint step in common; starting "
-                    "from step 0", runs(len(cfgs)))
-        return checkpoints, state, None
+        checkpoints.close()
+        raise UserError(f"the group of {out_dirs[0]} ({runs(len(cfgs))}) has no checkpoint step that every run "
+                        "saved and can read; remove the checkpoints folder of each run that a warning above "
+                        "calls unreadable, and those runs start afresh")
     step, tree = found
     if step > total_steps:
         checkpoints.close()
         raise UserError(f"the group of {out_dirs[0]} ({len(cfgs)} runs) would resume from step {step}, past "
                         f"its {total_steps} steps; train for more (trainer.steps or trainer.epochs), or start "
-                        "afresh without trainer.resume")
+                        "afresh in another folder")
+    dropped = [c.directory for c in checkpoints.checkpointers if c.drop_after(step)]
+    if dropped:
+        log.warning("removed the checkpoints after step %d of %s (%s): unreadable, or past the step the "
+                    "group resumes from; the group saves them again", step, runs(len(dropped)),
+                    ", ".join(map(str, dropped[:3])) + (", ..." if len(dropped) > 3 else ""))
     tree = padded(tree, len(state.step))
     restored = checkpoint.from_host_tree(type(state), jax.device_put(tree, sharding))
     log.info("resuming %s from step %d", runs(len(cfgs)), step)

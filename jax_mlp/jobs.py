@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -56,12 +57,26 @@ def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: tra
 
 
 def newest_checkpoint_step(cfg: config.Config, out_dir: Path) -> int | None:
-    """The step of the newest checkpoint (a step's folder) in the run's checkpoints folder
-    (`checkpoints_dir`), or None. Read from the folder names, not `checkpoint.Checkpointer.steps`:
-    that imports Orbax and makes the folder, for jobs that have none."""
-    folder = checkpoints_dir(cfg, out_dir)
-    steps = [int(path.name) for path in folder.iterdir() if path.name.isdigit()] if folder.is_dir() else []
-    return max(steps, default=None)
+    """The step of the newest checkpoint in the run's checkpoints folder (`checkpoints_dir`), or None."""
+    return max(checkpoint.saved_steps(checkpoints_dir(cfg, out_dir)), default=None)
+
+
+def refuse_earlier_checkpoints(out_dirs: Sequence[Path]) -> None:
+    """For runs that start from step 0 in `out_dirs`: refuses a folder whose ``checkpoints/``
+    holds an earlier run's. Orbax would skip every save at or below the earlier run's newest step,
+    and a later ``trainer.resume`` would continue the earlier run.
+
+    Raises:
+      UserError: naming the first such folder and how many others there are.
+    """
+    holding = [(folder, steps) for folder in map(Path, out_dirs)
+               if (steps := checkpoint.saved_steps(folder / "checkpoints"))]
+    if not holding:
+        return
+    (folder, steps), others = holding[0], len(holding) - 1
+    also = f" ({others} other job folder{'s' * (others > 1)} too)" if others else ""
+    raise UserError(f"{folder / 'checkpoints'} holds the checkpoints of an earlier run, the newest at step "
+                    f"{steps[-1]}{also}; continue it with trainer.resume=true, or remove them to start afresh")
 
 
 def has_checkpoint(cfg: config.Config, out_dir: Path) -> bool:
@@ -79,11 +94,14 @@ def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state:
       UserError: nothing to resume from, or a checkpoint past the run's length.
     """
     t = cfg.trainer
+    source, own = checkpoints_dir(cfg, out_dir).absolute(), (Path(out_dir) / "checkpoints").absolute()
+    if t.resume is False or source != own:  # this run's own saves start in `own`
+        refuse_earlier_checkpoints([out_dir])
     if t.checkpoint_every is None and t.resume is False:
         return None, state, None
-    if isinstance(t.resume, str) and not checkpoints_dir(cfg, out_dir).is_dir():
+    if isinstance(t.resume, str) and not source.is_dir():
         raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
-    checkpointer = checkpoint.Checkpointer(checkpoints_dir(cfg, out_dir), t.keep_checkpoints)
+    checkpointer = checkpoint.Checkpointer(source, t.keep_checkpoints)
     if t.resume is False:
         return checkpointer, state, None
     try:
@@ -92,11 +110,14 @@ def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state:
         if step > problem.total_steps:
             raise UserError(f"the newest checkpoint in {checkpointer.directory} is at step {step}, past "
                             f"this run's {problem.total_steps} steps; train for more (trainer.steps or "
-                            "trainer.epochs), or start afresh without trainer.resume")
+                            "trainer.epochs), or start afresh in another folder")
     except UserError:
         checkpointer.close()
         raise
     log.info("resuming from step %d of %s", step, checkpointer.directory)
+    if source == own and (dropped := checkpointer.drop_after(step)):
+        log.warning("removed the unreadable checkpoints of steps %s: this run saves them again",
+                    ", ".join(map(str, dropped)))
     key = {optax_name: key for key, optax_name in config.OPTAX_NAMES.items()}
     for name, (old, new) in optim.changed_hyperparams(restored.opt_state, state.opt_state).items():
         log.info("optimizer.%s=%g from here on (the checkpoint's was %g)", key[name], new, old)

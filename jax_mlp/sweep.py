@@ -293,10 +293,12 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
 
     Raises:
       UserError: before any training, if a group's runs cannot be swept or do not fit their data
-        (`check_groups`).
+        (`check_groups`), or a run that starts from step 0 would find an earlier run's checkpoints
+        in its folder (`jobs.refuse_earlier_checkpoints`).
     """
     resume_steps = [jobs.newest_checkpoint_step(cfg, out_dir) if cfg.trainer.resume is True else None
                     for cfg, out_dir in zip(cfgs, out_dirs)]
+    jobs.refuse_earlier_checkpoints([out_dir for out_dir, step in zip(out_dirs, resume_steps) if step is None])
     groups = group_runs(cfgs, max_batch, resume_steps)
     datasets = DataSets()
     check_groups([cfgs[members[0]] for members in groups], datasets)

@@ -108,7 +108,7 @@ def test_a_checkpoint_past_the_runs_length_is_refused_and_the_folder_left_alone(
     assert re.fullmatch(
         f"jax_mlp: error: the newest checkpoint in {re.escape(str(tmp_path / 'checkpoints'))} is at step "
         "(190|380), past this run's 95 steps; train for more \\(trainer.steps or trainer.epochs\\), or start "
-        "afresh without trainer.resume", err.strip().splitlines()[-1])
+        "afresh in another folder", err.strip().splitlines()[-1])
     assert (tmp_path / "metrics.jsonl").read_bytes() == metrics and not (tmp_path / "summary.json").exists()
 
 
@@ -206,3 +206,50 @@ def test_a_resumed_run_trains_at_the_hyperparameters_its_config_gives(tmp_path, 
     assert "optimizer.lr=0.5 from here on (the checkpoint's was 0.05)" in caplog.messages
     assert [(m["step"], m["lr"]) for m in read_jsonl(tmp_path / "metrics.jsonl")] == [
         (0, 0.05), (19, 0.05), (38, 0.05), (57, 0.5), (76, 0.5)]
+
+
+def test_a_fresh_run_in_a_folder_with_an_earlier_runs_checkpoints_is_refused(run_script, tmp_path):
+    first = run_script("train.py", f"hydra.run.dir={tmp_path}", "trainer.steps=20", "trainer.checkpoint_every=10")
+    assert first.returncode == 0, first.stderr
+    metrics = (tmp_path / "metrics.jsonl").read_bytes()
+    expected = (f"jax_mlp: error: {tmp_path / 'checkpoints'} holds the checkpoints of an earlier run, the newest at "
+                "step 20; continue it with trainer.resume=true, or remove them to start afresh")
+    # Without checkpoint_every too: a Ctrl-C would save, and Orbax would skip a step at or below 20.
+    for extra in ("trainer.checkpoint_every=5", "trainer.steps=50"):
+        again = run_script("train.py", f"hydra.run.dir={tmp_path}", "trainer.steps=30", extra)
+        assert (again.returncode, again.stderr.strip()) == (2, expected)
+    assert (tmp_path / "metrics.jsonl").read_bytes() == metrics
+
+
+def _steps_saved(folder: Path) -> list[int]:
+    return sorted(int(p.name) for p in (folder / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def _halve_files(checkpoint: Path) -> None:
+    """Corrupts a checkpoint folder: halves each of its data files."""
+    for file in checkpoint.rglob("*"):
+        if file.is_file() and file.stat().st_size > 0 and "metadata" not in file.name.lower():
+            file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+def test_a_resumed_run_saves_again_the_steps_of_its_unreadable_checkpoints(tmp_path, caplog):
+    from jax_mlp import config, jobs
+
+    def cfg(steps: int, *extra: str) -> config.Config:
+        return config.load(config.compose(["trainer.compilation_cache=false", f"trainer.steps={steps}",
+                                           "trainer.log_every=10", "trainer.checkpoint_every=10",
+                                           "trainer.keep_checkpoints=5", *extra]))
+
+    jobs.execute(cfg(20), tmp_path / "run")
+    _halve_files(tmp_path / "run" / "checkpoints" / "20")
+    caplog.set_level("INFO", logger="jax_mlp")
+    jobs.execute(cfg(30, "trainer.resume=true"), tmp_path / "run")
+    assert "resuming from step 10 of" in caplog.text
+    assert "removed the unreadable checkpoints of steps 20: this run saves them again" in caplog.messages
+    assert _steps_saved(tmp_path / "run") == [10, 20, 30]
+    _halve_files(tmp_path / "run" / "checkpoints" / "30")
+    caplog.clear()
+    jobs.execute(cfg(40, "trainer.resume=true"), tmp_path / "run")
+    assert "resuming from step 20 of" in caplog.text  # Orbax had skipped the save at 20: it resumed from 10
+    jobs.execute(cfg(40), tmp_path / "straight")
+    assert (tmp_path / "run" / "params.npz").read_bytes() == (tmp_path / "straight" / "params.npz").read_bytes()

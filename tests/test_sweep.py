@@ -215,6 +215,52 @@ def test_a_resumed_sweep_with_new_jobs_continues_the_old_and_starts_the_new(tmp_
         assert _steps_saved(tmp_path / str(job)) == ([10, 20, 40] if job < 2 else [40])  # a resumed run saves at its end
 
 
+
+def test_a_resumed_group_saves_again_the_steps_after_the_one_it_resumes_from(tmp_path, caplog):
+    def group(steps: int, *extra: str) -> list[config.Config]:
+        return [_cfg(f"trainer.steps={steps}", "trainer.log_every=10", "trainer.checkpoint_every=10",
+                     "trainer.keep_checkpoints=5", f"seed={s}", *extra) for s in (0, 1)]
+
+    dirs = [tmp_path / "0", tmp_path / "1"]
+    sweep.execute_all(group(30), dirs)
+    _corrupt(dirs[1] / "checkpoints" / "30")
+    caplog.set_level("INFO", logger="jax_mlp")
+    sweep.execute_all(group(40, "trainer.resume=true"), dirs)
+    assert "resuming 2 runs from step 20" in caplog.text
+    assert (f"removed the checkpoints after step 20 of 2 runs ({dirs[0] / 'checkpoints'}, {dirs[1] / 'checkpoints'}): "
+            "unreadable, or past the step the group resumes from; the group saves them again") in caplog.messages
+    assert _steps_saved(dirs[0]) == _steps_saved(dirs[1]) == [10, 20, 30, 40]
+    _corrupt(dirs[1] / "checkpoints" / "40")
+    caplog.clear()
+    sweep.execute_all(group(50, "trainer.resume=true"), dirs)
+    assert "resuming 2 runs from step 30" in caplog.text  # Orbax had skipped run 1's save at 30: from 20
+    sweep.execute_all(group(50), [tmp_path / "s0", tmp_path / "s1"])
+    for i in range(2):
+        assert (dirs[i] / "params.npz").read_bytes() == (tmp_path / f"s{i}" / "params.npz").read_bytes()
+
+
+def test_a_group_without_a_readable_step_in_common_is_refused(tmp_path):
+    dirs = [tmp_path / "0", tmp_path / "1"]
+    sweep.execute_all([_cfg("trainer.steps=20", "trainer.checkpoint_every=10", "trainer.keep_checkpoints=1",
+                            f"seed={s}") for s in (0, 1)], dirs)
+    _corrupt(dirs[1] / "checkpoints" / "20")
+    with pytest.raises(UserError, match=rf"^the group of {dirs[0]} \(2 runs\) has no checkpoint step that every run "
+                                        "saved and can read; remove the checkpoints folder of each run that a warning "
+                                        "above calls unreadable, and those runs start afresh$"):
+        sweep.execute_all([_cfg("trainer.steps=30", "trainer.resume=true", f"seed={s}") for s in (0, 1)], dirs)
+
+
+def test_a_fresh_sweep_over_an_earlier_ones_checkpoints_is_refused_before_any_training(tmp_path):
+    dirs = [tmp_path / str(job) for job in range(3)]
+    sweep.execute_all([_cfg("trainer.steps=20", "trainer.checkpoint_every=10", f"seed={s}") for s in (0, 1)], dirs[1:])
+    metrics = (dirs[1] / "metrics.jsonl").read_bytes()
+    with pytest.raises(UserError, match=rf"^{dirs[1] / 'checkpoints'} holds the checkpoints of an earlier run, the "
+                                        r"newest at step 20 \(1 other job folder too\); continue it with "
+                                        "trainer.resume=true, or remove them to start afresh$"):
+        sweep.execute_all([_cfg("trainer.steps=20", f"seed={s}") for s in (0, 1, 2)], dirs)
+    assert not dirs[0].exists() and (dirs[1] / "metrics.jsonl").read_bytes() == metrics
+
+
 SHARDED = """
 import json, signal, sys
 from pathlib import Path
