@@ -219,6 +219,11 @@ def test_a_fresh_run_in_a_folder_with_an_earlier_runs_checkpoints_is_refused(run
         again = run_script("train.py", f"hydra.run.dir={tmp_path}", "trainer.steps=30", extra)
         assert (again.returncode, again.stderr.strip()) == (2, expected)
     assert (tmp_path / "metrics.jsonl").read_bytes() == metrics
+    # Resuming another run's checkpoint: this run's own saves would still start in its folder.
+    other = run_script("train.py", f"hydra.run.dir={tmp_path / 'other'}", "trainer.steps=10", "trainer.checkpoint_every=10")
+    assert other.returncode == 0, other.stderr
+    again = run_script("train.py", f"hydra.run.dir={tmp_path}", "trainer.steps=30", f"trainer.resume={tmp_path / 'other'}")
+    assert (again.returncode, again.stderr.strip()) == (2, expected)
 
 
 def _steps_saved(folder: Path) -> list[int]:
