@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_jsonl
+from conftest import ROOT, corrupt_checkpoint, orbax_noise_after_a_failed_read, read_jsonl, steps_saved
 
 pytestmark = pytest.mark.slow
 
@@ -77,11 +77,9 @@ def test_a_killed_run_resumes_to_bit_identical_params(reference, tmp_path, cache
 
 def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(reference, tmp_path, cache_home):
     _kill_after_checkpoint(_train(tmp_path, cache_home), 570)
-    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    steps = steps_saved(tmp_path)
     newest = tmp_path / "checkpoints" / str(steps[-1])
-    for file in newest.rglob("*"):
-        if file.is_file() and file.stat().st_size > 0 and "metadata" not in file.name.lower():
-            file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    corrupt_checkpoint(newest)
     proc = _train(tmp_path, cache_home, "trainer.resume=true")
     out, err = proc.communicate()
     assert proc.returncode == 0, err
@@ -226,17 +224,7 @@ def test_a_fresh_run_in_a_folder_with_an_earlier_runs_checkpoints_is_refused(run
     assert (again.returncode, again.stderr.strip()) == (2, expected)
 
 
-def _steps_saved(folder: Path) -> list[int]:
-    return sorted(int(p.name) for p in (folder / "checkpoints").iterdir() if p.name.isdigit())
-
-
-def _halve_files(checkpoint: Path) -> None:
-    """Corrupts a checkpoint folder: halves each of its data files."""
-    for file in checkpoint.rglob("*"):
-        if file.is_file() and file.stat().st_size > 0 and "metadata" not in file.name.lower():
-            file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
-
-
+@orbax_noise_after_a_failed_read
 def test_a_resumed_run_saves_again_the_steps_of_its_unreadable_checkpoints(tmp_path, caplog):
     from jax_mlp import config, jobs
 
@@ -246,13 +234,13 @@ def test_a_resumed_run_saves_again_the_steps_of_its_unreadable_checkpoints(tmp_p
                                            "trainer.keep_checkpoints=5", *extra]))
 
     jobs.execute(cfg(20), tmp_path / "run")
-    _halve_files(tmp_path / "run" / "checkpoints" / "20")
+    corrupt_checkpoint(tmp_path / "run" / "checkpoints" / "20")
     caplog.set_level("INFO", logger="jax_mlp")
     jobs.execute(cfg(30, "trainer.resume=true"), tmp_path / "run")
     assert "resuming from step 10 of" in caplog.text
     assert "removed the unreadable checkpoints of steps 20: this run saves them again" in caplog.messages
-    assert _steps_saved(tmp_path / "run") == [10, 20, 30]
-    _halve_files(tmp_path / "run" / "checkpoints" / "30")
+    assert steps_saved(tmp_path / "run") == [10, 20, 30]
+    corrupt_checkpoint(tmp_path / "run" / "checkpoints" / "30")
     caplog.clear()
     jobs.execute(cfg(40, "trainer.resume=true"), tmp_path / "run")
     assert "resuming from step 20 of" in caplog.text  # Orbax had skipped the save at 20: it resumed from 10

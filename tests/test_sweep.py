@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, read_jsonl
+from conftest import ROOT, corrupt_checkpoint, orbax_noise_after_a_failed_read, read_jsonl, steps_saved
 
 from jax_mlp import config, jobs, sweep
 from jax_mlp.data import load_dataset
@@ -138,19 +138,7 @@ class _StopAfter:
         return self.signum is not None
 
 
-def _steps_saved(folder: Path) -> list[int]:
-    return sorted(int(p.name) for p in (folder / "checkpoints").iterdir() if p.name.isdigit())
-
-
-def _corrupt(folder: Path) -> None:
-    """Halves every data file of a checkpoint folder."""
-    for file in folder.rglob("*"):
-        if file.is_file() and file.stat().st_size > 0 and "metadata" not in file.name.lower():
-            file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
-
-
-# After a failed read Orbax may call into its closed event loop (seen on Python 3.13): its noise, not ours.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@orbax_noise_after_a_failed_read
 @pytest.mark.parametrize("corrupt", [False, True], ids=["intact", "corrupt-newest-of-one-run"])
 def test_a_stopped_group_saves_each_run_and_resumes_to_identical_params(tmp_path, caplog, corrupt):
     common = ["trainer.steps=300", "trainer.log_every=50", "trainer.checkpoint_every=100", "trainer.keep_checkpoints=2"]
@@ -160,10 +148,10 @@ def test_a_stopped_group_saves_each_run_and_resumes_to_identical_params(tmp_path
     assert [(o.status, o.message) for o in stopped[::2]] == [("interrupted", "SIGINT at step 150")] * 2
     assert stopped[1].status == "diverged"
     for i in range(3):
-        assert _steps_saved(tmp_path / f"run{i}") == [100, 150]  # keep_checkpoints=2, and the stop's own
-        assert _steps_saved(tmp_path / f"whole{i}") == [200, 300]
+        assert steps_saved(tmp_path / f"run{i}") == [100, 150]  # keep_checkpoints=2, and the stop's own
+        assert steps_saved(tmp_path / f"whole{i}") == [200, 300]
     if corrupt:  # the group then resumes from the step before, which every run can read
-        _corrupt(tmp_path / "run2" / "checkpoints" / "150")
+        corrupt_checkpoint(tmp_path / "run2" / "checkpoints" / "150")
     resumed_cfgs = [_cfg(*common, f"optimizer.lr={lr}", f"seed={seed}", "trainer.resume=true")
                     for lr, seed in ((0.1, 0), (1000.0, 1), (0.05, 2))]
     caplog.set_level("INFO", logger="jax_mlp")
@@ -212,10 +200,11 @@ def test_a_resumed_sweep_with_new_jobs_continues_the_old_and_starts_the_new(tmp_
     assert "trainer.resume: no checkpoint for 1 run of the sweep; starting from step 0" in caplog.text
     for job in range(3):
         assert [line["step"] for line in read_jsonl(tmp_path / str(job) / "metrics.jsonl")] == [0, 10, 20, 30, 40]
-        assert _steps_saved(tmp_path / str(job)) == ([10, 20, 40] if job < 2 else [40])  # a resumed run saves at its end
+        assert steps_saved(tmp_path / str(job)) == ([10, 20, 40] if job < 2 else [40])  # a resumed run saves at its end
 
 
 
+@orbax_noise_after_a_failed_read
 def test_a_resumed_group_saves_again_the_steps_after_the_one_it_resumes_from(tmp_path, caplog):
     def group(steps: int, *extra: str) -> list[config.Config]:
         return [_cfg(f"trainer.steps={steps}", "trainer.log_every=10", "trainer.checkpoint_every=10",
@@ -223,14 +212,14 @@ def test_a_resumed_group_saves_again_the_steps_after_the_one_it_resumes_from(tmp
 
     dirs = [tmp_path / "0", tmp_path / "1"]
     sweep.execute_all(group(30), dirs)
-    _corrupt(dirs[1] / "checkpoints" / "30")
+    corrupt_checkpoint(dirs[1] / "checkpoints" / "30")
     caplog.set_level("INFO", logger="jax_mlp")
     sweep.execute_all(group(40, "trainer.resume=true"), dirs)
     assert "resuming 2 runs from step 20" in caplog.text
     assert (f"removed the checkpoints after step 20 of 2 runs ({dirs[0] / 'checkpoints'}, {dirs[1] / 'checkpoints'}): "
             "unreadable, or past the step the group resumes from; the group saves them again") in caplog.messages
-    assert _steps_saved(dirs[0]) == _steps_saved(dirs[1]) == [10, 20, 30, 40]
-    _corrupt(dirs[1] / "checkpoints" / "40")
+    assert steps_saved(dirs[0]) == steps_saved(dirs[1]) == [10, 20, 30, 40]
+    corrupt_checkpoint(dirs[1] / "checkpoints" / "40")
     caplog.clear()
     sweep.execute_all(group(50, "trainer.resume=true"), dirs)
     assert "resuming 2 runs from step 30" in caplog.text  # Orbax had skipped run 1's save at 30: from 20
@@ -239,11 +228,12 @@ def test_a_resumed_group_saves_again_the_steps_after_the_one_it_resumes_from(tmp
         assert (dirs[i] / "params.npz").read_bytes() == (tmp_path / f"s{i}" / "params.npz").read_bytes()
 
 
+@orbax_noise_after_a_failed_read
 def test_a_group_without_a_readable_step_in_common_is_refused(tmp_path):
     dirs = [tmp_path / "0", tmp_path / "1"]
     sweep.execute_all([_cfg("trainer.steps=20", "trainer.checkpoint_every=10", "trainer.keep_checkpoints=1",
                             f"seed={s}") for s in (0, 1)], dirs)
-    _corrupt(dirs[1] / "checkpoints" / "20")
+    corrupt_checkpoint(dirs[1] / "checkpoints" / "20")
     with pytest.raises(UserError, match=rf"^the group of {dirs[0]} \(2 runs\) has no checkpoint step that every run "
                                         "saved and can read; remove the checkpoints folder of each run that a warning "
                                         "above calls unreadable, and those runs start afresh$"):
@@ -394,7 +384,7 @@ def test_a_signal_stops_a_vmap_sweep_and_the_same_command_finishes_it(tmp_path, 
         f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}"]
     for job, summary in enumerate(summaries):
         assert (summary["status"], summary["steps"], summary["objective"]) == ("interrupted", stopped, "inf")
-        assert _steps_saved(tmp_path / str(job)) == [stopped]
+        assert steps_saved(tmp_path / str(job)) == [stopped]
     assert (tmp_path / "1" / "params.npz").is_file()
     assert not (tmp_path / "2" / "summary.json").exists() and (tmp_path / "3" / ".hydra" / "config.yaml").is_file()
     table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
