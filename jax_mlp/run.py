@@ -34,7 +34,9 @@ from jax_mlp.outputs import NOT_STARTED
 
 log = logging.getLogger("jax_mlp")
 INTERRUPTED_EXIT_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
-RESUMABLE_SWEEPERS = (".BasicSweeper", ".VmapSweeper")  # whose rerun asks for the same jobs
+# The sweepers whose rerun with trainer.resume=true finishes a stopped sweep (Hydra's own Optuna
+# sweeper would ask for other trials).
+RESUMABLE_SWEEPERS = (".BasicSweeper", ".VmapSweeper", "jax_mlp_optuna_sweeper.optuna_sweeper.OptunaSweeper")
 
 
 def run(cfg: DictConfig) -> float:
@@ -111,7 +113,6 @@ class SweepSummary(Callback):
         if not any(row["status"] for row in report.sweep_rows(sweep_dir, missing="")):
             return
         _write_sweep_summary(config, missing=NOT_STARTED if interrupted else "failed")
-        # A search (Optuna) would ask for other jobs on a rerun; a grid (basic or vmap) finishes.
         if interrupted and str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(RESUMABLE_SWEEPERS):
             print("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
                   f"hydra.sweep.dir={sweep_dir}", file=sys.stderr)

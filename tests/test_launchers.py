@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 
 import pytest
 import yaml
@@ -59,6 +60,78 @@ def test_an_optuna_search_records_its_best_trial(run_script, tmp_path):
     assert again.returncode == 0, again.stderr
     first = (tmp_path / "0" / ".hydra" / "overrides.yaml").read_text()
     assert (tmp_path / "again" / "0" / ".hydra" / "overrides.yaml").read_text() == first
+
+
+def _trials(storage: str) -> list:
+    """The trials of the study ``jax_mlp`` in `storage`."""
+    with warnings.catch_warnings():  # optuna 2 on SQLAlchemy 1.4: "not compatible with SQLAlchemy 2.0"
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import optuna
+
+        return optuna.load_study(study_name="jax_mlp", storage=storage).trials
+
+
+def _searched(job_dir) -> list[str]:
+    """A job's searched overrides (learning rate, width, depth), sorted."""
+    return sorted(o for o in yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
+                  if o.startswith(("optimizer.lr=", "model.width=", "model.depth=")))
+
+
+def test_an_optuna_search_run_again_asks_for_new_trials_in_new_folders(run_script, tmp_path):
+    search = ["train.py", "-m", "hparams_search=optuna", "experiment=moons", f"hydra.sweep.dir={tmp_path}",
+              "trainer.epochs=1"]
+    assert run_script(*search, "hydra.sweeper.n_trials=3").returncode == 0
+    first = [_searched(tmp_path / str(job)) for job in range(3)]
+    again = run_script(*search, "hydra.sweeper.n_trials=2")
+    assert again.returncode == 0, again.stderr
+    # Hydra's sweeper drew trials 3 and 4 from a sampler seeded as before: trials 0 and 1 again,
+    # into folders 0 and 1.
+    assert [_searched(tmp_path / str(job)) for job in range(3)] == first
+    trials = _trials(f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert len({t.params["optimizer.lr"] for t in trials}) == 5
+    for trial in trials:
+        assert _searched(tmp_path / str(trial.number)) == sorted(f"{k}={v}" for k, v in trial.params.items())
+    assert len(list(csv.DictReader((tmp_path / "sweep_summary.csv").open()))) == 5
+
+
+def test_a_stopped_optuna_search_finishes_with_trainer_resume(run_script, tmp_path, cache_home):
+    search = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "hparams_search=optuna", "experiment=moons",
+              f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=3", "trainer.epochs=1000", "trainer.log_every=1900"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen(search, cwd=ROOT, env=env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    in_job_1 = False
+    for line in proc.stdout:
+        in_job_1 = in_job_1 or f"outputs in {tmp_path / '1'}" in line
+        if in_job_1 and "step 3800 epoch 200 loss" in line:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == ("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
+                                    f"hydra.sweep.dir={tmp_path}")
+    stopped_at = json.loads((tmp_path / "1" / "summary.json").read_text())["steps"]
+    assert 3800 <= stopped_at < 19000 and not (tmp_path / "2").exists()
+
+    resumed = subprocess.run([*search, "trainer.resume=true"], cwd=ROOT, env=env, text=True, capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from step {stopped_at} of {tmp_path / '1' / 'checkpoints'}" in resumed.stdout
+    trials = _trials(f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [(t.number, t.state.name) for t in trials] == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]
+    table = {row["job"]: row for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert sorted(table) == ["0", "1", "2"]
+    for trial in trials:
+        assert _searched(tmp_path / str(trial.number)) == sorted(f"{k}={v}" for k, v in trial.params.items())
+        assert trial.value == pytest.approx(float(table[str(trial.number)]["objective"]), rel=1e-5)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "1" / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == len(set(steps)) and steps[-1] == 19000
+    # The resumed trial's params equal those of its run never stopped, bit for bit.
+    alone = run_script("train.py", "experiment=moons", "trainer.epochs=1000", "trainer.log_every=1900",
+                       f"hydra.run.dir={tmp_path / 'alone'}", *_searched(tmp_path / "1"))
+    assert alone.returncode == 0, alone.stderr
+    assert (tmp_path / "1" / "params.npz").read_bytes() == (tmp_path / "alone" / "params.npz").read_bytes()
 
 
 def _sweep_in_a_session(tmp_path, cache_home, *args: str) -> subprocess.Popen:

@@ -1,0 +1,161 @@
+"""``hparams_search=optuna``: Hydra's Optuna sweeper (hydra-optuna-sweeper) with the same settings,
+whose study continues without repeating itself and whose stopped search finishes.
+
+Two things Hydra's sweeper does not do:
+
+- **Continuing a stored study.** Run again on a study that holds trials (the same sweep folder,
+  whose ``optuna.db`` holds it, or ``hydra.sweeper.storage`` pointing at another), Hydra's sweeper
+  draws from a sampler seeded as before, so a seeded search asks for its first trials all over
+  again, and numbers the job folders from 0 over the earlier ones. Here the seed is offset by the
+  number of trials the study holds, and the folders are numbered after the sweep folder's last.
+- **Finishing a stopped search.** Ctrl-C stops a search with its trial in training saved
+  (``interrupted``) and its study's trial left running. With ``trainer.resume=true`` and the same
+  sweep folder, the running trials are trained again in their own folders, resuming from their
+  checkpoints, and told to the study; then the search asks for the trials it still lacks:
+  ``hydra.sweeper.n_trials`` counts every job folder of the sweep.
+
+A running trial's folder is found by its overrides: the folder whose ``.hydra/overrides.yaml``
+holds each of the trial's parameter values, and has no finished ``summary.json``.
+
+This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
+"""
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+FINISHED = ("completed", "diverged")  # summary.json statuses of a job whose trial was told
+
+
+class OptunaSweeper(Sweeper):
+    """Hydra's `OptunaSweeper` with the same settings, sweeping through it (see the module's text)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as HydrasOptunaSweeper
+
+        self.hydras = HydrasOptunaSweeper(**kwargs)
+        self.config: Optional[DictConfig] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: List[str]) -> None:
+        assert self.config is not None
+        impl = self.hydras.sweeper
+        study = _stored_study(impl.storage, impl.study_name)
+        if study is not None and study.trials:
+            sweep_dir = Path(str(self.config.hydra.sweep.dir))
+            done = _job_folders(sweep_dir)
+            if OmegaConf.select(self.config, "trainer.resume") is True:
+                self._finish_running_trials(study, sweep_dir, done, arguments)
+                impl.n_trials = max(0, impl.n_trials - len(done))
+                log.info("Optuna: %d of the sweep's trials are done; %d to go", len(done), impl.n_trials)
+            impl.sampler = _offset_seed(impl.sampler, self.config.hydra.sweeper.sampler, len(study.trials))
+            impl.job_idx = max(done, default=-1) + 1
+        return self.hydras.sweep(arguments)
+
+    def _finish_running_trials(self, study: Any, sweep_dir: Path, done: Dict[int, Path], arguments: List[str]) -> None:
+        """Trains each of `study`'s running trials again in its job folder of `sweep_dir` (it
+        resumes from its checkpoint there) and tells the study its objective."""
+        from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+        fixed = create_params_from_overrides(arguments)[1]  # this command's plain values: trainer.resume=true
+        stopped = _stopped_jobs(study, done)
+        for start, block in _consecutive(stopped):
+            overrides = [_trial_overrides(trial, fixed) for _, trial in block]
+            log.info("Optuna: trial %s trains on in job folder %s", ", ".join(str(t.number) for _, t in block),
+                     ", ".join(str(job) for job, _ in block))
+            returns = self.hydras.sweeper.launcher.launch(overrides, initial_job_idx=start)
+            for (_, trial), ret in zip(block, returns):
+                _tell(study, trial, ret)
+
+
+def _stored_study(storage: Optional[str], name: Optional[str]) -> Any:
+    """The study `name` in `storage`, or None (no storage, or no such study)."""
+    if storage is None or name is None:
+        return None
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:  # optuna's "no such study"
+        return None
+
+
+def _job_folders(sweep_dir: Path) -> Dict[int, Path]:
+    """The sweep's job folders by job number (folders named by a number and holding ``.hydra/``)."""
+    if not sweep_dir.is_dir():
+        return {}
+    return {int(p.name): p for p in sweep_dir.iterdir() if p.name.isdigit() and (p / ".hydra").is_dir()}
+
+
+def _status(job_dir: Path) -> Optional[str]:
+    summary = job_dir / "summary.json"
+    return json.loads(summary.read_text()).get("status") if summary.is_file() else None
+
+
+def _stopped_jobs(study: Any, jobs: Dict[int, Path]) -> List[Tuple[int, Any]]:
+    """(job number, trial) of each running trial of `study` and the unfinished job folder among
+    `jobs` whose overrides hold the trial's parameter values, by job number."""
+    import yaml
+    from optuna.trial import TrialState
+
+    running = [trial for trial in study.trials if trial.state == TrialState.RUNNING]
+    matched = []
+    for job, folder in sorted(jobs.items()):
+        if not running or _status(folder) in FINISHED:
+            continue
+        overrides = set(yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or [])
+        trial = next((t for t in running if {f"{k}={v}" for k, v in t.params.items()} <= overrides), None)
+        if trial is not None:
+            running.remove(trial)
+            matched.append((job, trial))
+    return matched
+
+
+def _consecutive(jobs: Sequence[Tuple[int, Any]]) -> List[Tuple[int, List[Tuple[int, Any]]]]:
+    """`jobs` (sorted by job number) cut into runs of consecutive numbers: (first number, run)."""
+    blocks: List[Tuple[int, List[Tuple[int, Any]]]] = []
+    for job, trial in jobs:
+        if blocks and job == blocks[-1][0] + len(blocks[-1][1]):
+            blocks[-1][1].append((job, trial))
+        else:
+            blocks.append((job, [(job, trial)]))
+    return blocks
+
+
+def _trial_overrides(trial: Any, fixed: Dict[str, Any]) -> Tuple[str, ...]:
+    """A running trial's overrides as Hydra's sweeper makes them: its parameters, then the plain
+    values it ran with (its user attributes) as this command sets them."""
+    values = {**trial.params, **trial.user_attrs, **fixed}
+    return tuple(f"{name}={value}" for name, value in values.items())
+
+
+def _tell(study: Any, trial: Any, ret: Any) -> None:
+    """Tells `study` the objective of `trial` from its job's return, or that it failed."""
+    from optuna.trial import TrialState
+
+    try:
+        study.tell(trial.number, values=[float(ret.return_value)])
+    except Exception as error:  # the job raised (JobReturn re-raises it), as Hydra's sweeper counts it
+        study.tell(trial.number, state=TrialState.FAIL)
+        log.warning("Failed experiment: %s", error)
+
+
+def _offset_seed(sampler: Any, sampler_config: DictConfig, offset: int) -> Any:
+    """The sampler of `sampler_config` seeded with its seed + `offset` (a continued study draws
+    anew); `sampler` itself when the config sets no seed."""
+    seed = OmegaConf.select(sampler_config, "seed")
+    if seed is None:
+        return sampler
+    from hydra.utils import instantiate
+
+    log.info("Optuna: the study holds %d trials; its sampler is seeded with %d + %d", offset, seed, offset)
+    return instantiate(sampler_config, seed=seed + offset)
