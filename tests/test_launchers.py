@@ -96,12 +96,9 @@ def test_an_optuna_search_run_again_asks_for_new_trials_in_new_folders(run_scrip
 
 
 def test_a_stopped_optuna_search_finishes_with_trainer_resume(run_script, tmp_path, cache_home):
-    search = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "hparams_search=optuna", "experiment=moons",
-              f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=3", "trainer.epochs=1000", "trainer.log_every=1900"]
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
-    env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.Popen(search, cwd=ROOT, env=env, text=True, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    search = ["hparams_search=optuna", "experiment=moons", "hydra.sweeper.n_trials=3", "trainer.epochs=1000",
+              "trainer.log_every=1900"]
+    proc = _sweep_in_a_session(tmp_path, cache_home, *search, note=False)
     in_job_1 = False
     for line in proc.stdout:
         in_job_1 = in_job_1 or f"outputs in {tmp_path / '1'}" in line
@@ -110,12 +107,11 @@ def test_a_stopped_optuna_search_finishes_with_trainer_resume(run_script, tmp_pa
             break
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert err.splitlines()[-1] == ("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
-                                    f"hydra.sweep.dir={tmp_path}")
+    assert err.splitlines()[-1] == _finish_line(tmp_path)
     stopped_at = json.loads((tmp_path / "1" / "summary.json").read_text())["steps"]
     assert 3800 <= stopped_at < 19000 and not (tmp_path / "2").exists()
 
-    resumed = subprocess.run([*search, "trainer.resume=true"], cwd=ROOT, env=env, text=True, capture_output=True)
+    resumed = run_script("train.py", "-m", f"hydra.sweep.dir={tmp_path}", *search, "trainer.resume=true")
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from step {stopped_at} of {tmp_path / '1' / 'checkpoints'}" in resumed.stdout
     trials = _trials(f"sqlite:///{tmp_path / 'optuna.db'}")
@@ -134,14 +130,21 @@ def test_a_stopped_optuna_search_finishes_with_trainer_resume(run_script, tmp_pa
     assert (tmp_path / "1" / "params.npz").read_bytes() == (tmp_path / "alone" / "params.npz").read_bytes()
 
 
-def _sweep_in_a_session(tmp_path, cache_home, *args: str) -> subprocess.Popen:
-    """``train.py -m hydra.sweep.dir=TMP_PATH args...`` of the note for 30M steps, logging every
-    100,000, in a process group of its own: `os.killpg` then stands for a terminal's Ctrl-C."""
+def _sweep_in_a_session(tmp_path, cache_home, *args: str, note: bool = True) -> subprocess.Popen:
+    """``train.py -m hydra.sweep.dir=TMP_PATH args...`` (with `note`, of the note for 30M steps,
+    logging every 100,000) in a process group of its own: `os.killpg` then stands for a terminal's
+    Ctrl-C."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
     env.pop("HYDRA_FULL_ERROR", None)
+    long_note = ["trainer.steps=30000000", "trainer.log_every=100000"] if note else []
     return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", f"hydra.sweep.dir={tmp_path}",
-                             *args, "trainer.steps=30000000", "trainer.log_every=100000"], cwd=ROOT, env=env,
+                             *args, *long_note], cwd=ROOT, env=env,
                             text=True, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish_line(sweep_dir) -> str:
+    """The last line of a stopped sweep that its rerun can finish."""
+    return f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={sweep_dir}"
 
 
 def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_path, cache_home):
@@ -158,7 +161,7 @@ def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_pat
     assert err.splitlines()[-2:] == [
         "jax_mlp: SIGINT: the sweep stopped; its jobs in training saved a checkpoint (status interrupted in "
         "sweep_summary.md), later jobs did not start",
-        f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}"]
+        _finish_line(tmp_path)]
     table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
     assert table == {"0": "interrupted", "1": "interrupted", "2": "not started"}
     for job in ("0", "1"):
@@ -196,7 +199,7 @@ def test_ctrl_c_lets_the_submitit_local_jobs_save_without_tracebacks(tmp_path, c
     assert err.splitlines()[-2:] == [
         "jax_mlp: SIGINT: the sweep stopped; its jobs in training saved a checkpoint (status interrupted in "
         "sweep_summary.md), later jobs did not start",
-        f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}"]
+        _finish_line(tmp_path)]
     table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
     assert table == {"0": "interrupted", "1": "interrupted"}
     for job in ("0", "1"):
@@ -215,7 +218,6 @@ def test_ctrl_c_with_one_joblib_job_at_a_time_stops_it_as_a_basic_sweep(tmp_path
             break
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert err.splitlines()[-1] == ("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
-                                    f"hydra.sweep.dir={tmp_path}")
+    assert err.splitlines()[-1] == _finish_line(tmp_path)
     table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
     assert table == {"0": "interrupted"}
