@@ -91,7 +91,8 @@ def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state:
     the config's hyperparameters) and the step it resumes from (None for a fresh run).
 
     Raises:
-      UserError: nothing to resume from, or a checkpoint past the run's length.
+      UserError: nothing to resume from, a checkpoint past the run's length, or an earlier run's
+        checkpoints where this run saves its own (`refuse_earlier_checkpoints`).
     """
     t = cfg.trainer
     source, own = checkpoints_dir(cfg, out_dir).absolute(), (Path(out_dir) / "checkpoints").absolute()
