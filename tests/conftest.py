@@ -62,11 +62,6 @@ def steps_saved(run_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
 
 
-# After a failed read Orbax may call into its closed event loop (seen on Python 3.13 and 3.11): its
-# noise, not ours.
-orbax_noise_after_a_failed_read = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
-
 def corrupt_checkpoint(step_dir: Path) -> None:
     """Halves every data file of one step's checkpoint folder (Orbax's metadata left whole)."""
     for file in step_dir.rglob("*"):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, corrupt_checkpoint, orbax_noise_after_a_failed_read, read_jsonl, steps_saved
+from conftest import ROOT, corrupt_checkpoint, read_jsonl, steps_saved
 
 pytestmark = pytest.mark.slow
 
@@ -224,7 +224,6 @@ def test_a_fresh_run_in_a_folder_with_an_earlier_runs_checkpoints_is_refused(run
     assert (again.returncode, again.stderr.strip()) == (2, expected)
 
 
-@orbax_noise_after_a_failed_read
 def test_a_resumed_run_saves_again_the_steps_of_its_unreadable_checkpoints(tmp_path, caplog):
     from jax_mlp import config, jobs
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, corrupt_checkpoint, orbax_noise_after_a_failed_read, read_jsonl, steps_saved
+from conftest import ROOT, corrupt_checkpoint, read_jsonl, steps_saved
 
 from jax_mlp import config, jobs, sweep
 from jax_mlp.data import load_dataset
@@ -138,7 +138,6 @@ class _StopAfter:
         return self.signum is not None
 
 
-@orbax_noise_after_a_failed_read
 @pytest.mark.parametrize("corrupt", [False, True], ids=["intact", "corrupt-newest-of-one-run"])
 def test_a_stopped_group_saves_each_run_and_resumes_to_identical_params(tmp_path, caplog, corrupt):
     common = ["trainer.steps=300", "trainer.log_every=50", "trainer.checkpoint_every=100", "trainer.keep_checkpoints=2"]
@@ -204,7 +203,6 @@ def test_a_resumed_sweep_with_new_jobs_continues_the_old_and_starts_the_new(tmp_
 
 
 
-@orbax_noise_after_a_failed_read
 def test_a_resumed_group_saves_again_the_steps_after_the_one_it_resumes_from(tmp_path, caplog):
     def group(steps: int, *extra: str) -> list[config.Config]:
         return [_cfg(f"trainer.steps={steps}", "trainer.log_every=10", "trainer.checkpoint_every=10",
@@ -228,7 +226,6 @@ def test_a_resumed_group_saves_again_the_steps_after_the_one_it_resumes_from(tmp
         assert (dirs[i] / "params.npz").read_bytes() == (tmp_path / f"s{i}" / "params.npz").read_bytes()
 
 
-@orbax_noise_after_a_failed_read
 def test_a_group_without_a_readable_step_in_common_is_refused(tmp_path):
     dirs = [tmp_path / "0", tmp_path / "1"]
     sweep.execute_all([_cfg("trainer.steps=20", "trainer.checkpoint_every=10", "trainer.keep_checkpoints=1",
