@@ -70,8 +70,8 @@ class OptunaSweeper(Sweeper):
         stopped = _stopped_jobs(study, done)
         for start, block in _consecutive(stopped):
             overrides = [_trial_overrides(trial, fixed) for _, trial in block]
-            log.info("Optuna: trial %s trains on in job folder %s", ", ".join(str(t.number) for _, t in block),
-                     ", ".join(str(job) for job, _ in block))
+            for job, trial in block:
+                log.info("Optuna: trial %d trains on in job folder %d", trial.number, job)
             returns = self.hydras.sweeper.launcher.launch(overrides, initial_job_idx=start)
             for (_, trial), ret in zip(block, returns):
                 _tell(study, trial, ret)
