@@ -52,22 +52,22 @@ class OptunaSweeper(Sweeper):
         study = _stored_study(impl.storage, impl.study_name)
         if study is not None and study.trials:
             sweep_dir = Path(str(self.config.hydra.sweep.dir))
-            done = _job_folders(sweep_dir)
+            jobs = _job_folders(sweep_dir)
             if OmegaConf.select(self.config, "trainer.resume") is True:
-                self._finish_running_trials(study, sweep_dir, done, arguments)
-                impl.n_trials = max(0, impl.n_trials - len(done))
-                log.info("Optuna: %d of the sweep's trials are done; %d to go", len(done), impl.n_trials)
+                self._finish_running_trials(study, jobs, arguments)
+                impl.n_trials = max(0, impl.n_trials - len(jobs))
+                log.info("Optuna: %d of the sweep's trials are done; %d to go", len(jobs), impl.n_trials)
             impl.sampler = _offset_seed(impl.sampler, self.config.hydra.sweeper.sampler, len(study.trials))
-            impl.job_idx = max(done, default=-1) + 1
+            impl.job_idx = max(jobs, default=-1) + 1
         return self.hydras.sweep(arguments)
 
-    def _finish_running_trials(self, study: Any, sweep_dir: Path, done: Dict[int, Path], arguments: List[str]) -> None:
-        """Trains each of `study`'s running trials again in its job folder of `sweep_dir` (it
-        resumes from its checkpoint there) and tells the study its objective."""
+    def _finish_running_trials(self, study: Any, jobs: Dict[int, Path], arguments: List[str]) -> None:
+        """Trains each of `study`'s running trials again in its job folder among `jobs` (it resumes
+        from its checkpoint there) and tells the study its objective."""
         from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
         fixed = create_params_from_overrides(arguments)[1]  # this command's plain values: trainer.resume=true
-        stopped = _stopped_jobs(study, done)
+        stopped = _stopped_jobs(study, jobs)
         for start, block in _consecutive(stopped):
             overrides = [_trial_overrides(trial, fixed) for _, trial in block]
             for job, trial in block:
