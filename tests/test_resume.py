@@ -245,3 +245,15 @@ def test_a_resumed_run_saves_again_the_steps_of_its_unreadable_checkpoints(tmp_p
     assert "resuming from step 20 of" in caplog.text  # Orbax had skipped the save at 20: it resumed from 10
     jobs.execute(cfg(40), tmp_path / "straight")
     assert (tmp_path / "run" / "params.npz").read_bytes() == (tmp_path / "straight" / "params.npz").read_bytes()
+
+
+def test_a_sweep_in_folders_named_by_overrides_resumes_in_them(run_script, tmp_path):
+    sweep = ["train.py", "-m", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
+             "seed=0,1", "trainer.steps=20", "trainer.checkpoint_every=10"]
+    assert run_script(*sweep).returncode == 0
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert folders == [f"seed={s},trainer.checkpoint_every=10,trainer.steps=20" for s in (0, 1)]
+    resumed = run_script(*sweep, "trainer.resume=true")  # trainer.resume stays out of the folder names
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == folders
+    assert [f"resuming from step 20 of {tmp_path / f / 'checkpoints'}" in resumed.stdout for f in folders] == [True, True]
