@@ -202,7 +202,6 @@ def test_a_resumed_sweep_with_new_jobs_continues_the_old_and_starts_the_new(tmp_
         assert steps_saved(tmp_path / str(job)) == ([10, 20, 40] if job < 2 else [40])  # a resumed run saves at its end
 
 
-
 def test_a_resumed_group_saves_again_the_steps_after_the_one_it_resumes_from(tmp_path, caplog):
     def group(steps: int, *extra: str) -> list[config.Config]:
         return [_cfg(f"trainer.steps={steps}", "trainer.log_every=10", "trainer.checkpoint_every=10",
