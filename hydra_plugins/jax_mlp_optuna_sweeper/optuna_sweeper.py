@@ -97,6 +97,7 @@ def _job_folders(sweep_dir: Path) -> Dict[int, Path]:
 
 
 def _status(job_dir: Path) -> Optional[str]:
+    """The job's status in its ``summary.json`` (``completed``, ``interrupted``...), or None."""
     summary = job_dir / "summary.json"
     return json.loads(summary.read_text()).get("status") if summary.is_file() else None
 
