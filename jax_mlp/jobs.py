@@ -193,8 +193,7 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
     outcome = outputs.finish(result.state.params, int(result.state.step), final,
                              interrupts.signum if result.stopped else None)
     if outcome.status == "interrupted":
-        outcome = dataclasses.replace(outcome, message=f"{outcome.message}: checkpoint saved; continue with "
-                                      f"trainer.resume=true hydra.run.dir={out_dir}")
+        outcome = dataclasses.replace(outcome, message=f"{outcome.message}: checkpoint saved")
     if t.plots and outputs.writes:
         from jax_mlp import plots
 

@@ -67,7 +67,10 @@ def run(cfg: DictConfig) -> float:
     shown = sys.stderr if progress_wanted(checked.trainer.progress, sys.stderr, multirun) else None
     outcome = execute(checked, out_dir, progress=shown)
     if outcome.message:
-        print(f"jax_mlp: {outcome.message}", file=sys.stderr)
+        # A sweep's job leaves the advice to the sweep: "to finish the sweep, run the same command...".
+        hint = "" if multirun or outcome.status != "interrupted" else \
+            f"; continue with trainer.resume=true hydra.run.dir={out_dir}"
+        print(f"jax_mlp: {outcome.message}{hint}", file=sys.stderr)
     # A diverged job of a sweep ends normally (objective inf) so the sweep goes on; a signal ends
     # all (in a worker, the parent ends the sweep once every worker has returned).
     if (outcome.status == "interrupted" and not worker) or (outcome.status == "diverged" and not multirun):

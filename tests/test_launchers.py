@@ -108,6 +108,7 @@ def test_a_stopped_optuna_search_finishes_with_trainer_resume(run_script, tmp_pa
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.splitlines()[-1] == _finish_line(tmp_path)
+    assert "hydra.run.dir" not in err  # the job's own line leaves the advice to the sweep's
     stopped_at = json.loads((tmp_path / "1" / "summary.json").read_text())["steps"]
     assert 3800 <= stopped_at < 19000 and not (tmp_path / "2").exists()
 
