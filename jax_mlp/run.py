@@ -108,7 +108,8 @@ class SweepSummary(Callback):
     def write_for_stopped_sweep(cls, interrupted: bool) -> None:
         """Writes the summary of a multirun that stopped before its end, if one was in progress and
         a job of it wrote ``summary.json``; jobs without one are ``not started`` if a signal stopped
-        it, else ``failed``. After a signal, a basic or vmap sweep's line says how to finish it."""
+        it, else ``failed``. After a signal, a resumable sweep's line (`RESUMABLE_SWEEPERS`) says how
+        to finish it."""
         config, cls.in_progress = cls.in_progress, None
         if config is None:
             return

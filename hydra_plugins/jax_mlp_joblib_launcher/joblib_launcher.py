@@ -13,16 +13,14 @@ cannot kill it (joblib would then end the others unsaved).
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn
-from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+
+from jax_mlp.plugin_wrappers import SavingLauncher
 
 
-class JoblibLauncher(Launcher):
+class JoblibLauncher(SavingLauncher):
     """Hydra's `JoblibLauncher` with the same settings (``n_jobs``, ``backend``...), launching
     through it; only the handling of SIGINT and SIGTERM in the parent process differs."""
 
@@ -30,16 +28,8 @@ class JoblibLauncher(Launcher):
         from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher as HydrasJoblibLauncher
 
         self.hydras = HydrasJoblibLauncher(**kwargs)
-        self.config: Optional[DictConfig] = None
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config = config
-        self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from jax_mlp.interrupts import launch_until_stopped
-
-        assert self.config is not None
         in_workers = self.hydras.joblib.get("n_jobs") not in (1, None)  # else joblib runs the jobs right here
         if in_workers:
             from multiprocessing import resource_tracker
@@ -48,9 +38,8 @@ class JoblibLauncher(Launcher):
             # standard library's SIG_UNBLOCK, not a restore), which would let the workers take Ctrl-C.
             resource_tracker.ensure_running()
         # Workers started with SIGINT blocked: one still starting cannot die of Ctrl-C.
-        return launch_until_stopped(Path(str(self.config.hydra.sweep.dir)),
-                                    lambda: self.hydras.launch(job_overrides, initial_job_idx),
-                                    block_sigint=in_workers, failure_after_signal=_worker_died)
+        return self.launch_through(job_overrides, initial_job_idx, block_sigint=in_workers,
+                                   failure_after_signal=_worker_died)
 
 
 def _worker_died(signum: int, error: Exception) -> str:

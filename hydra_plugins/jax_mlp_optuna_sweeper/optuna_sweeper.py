@@ -26,25 +26,21 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+
+from jax_mlp.plugin_wrappers import Wrapping
 
 log = logging.getLogger(__name__)
 FINISHED = ("completed", "diverged")  # summary.json statuses of a job whose trial was told
 
 
-class OptunaSweeper(Sweeper):
+class OptunaSweeper(Wrapping, Sweeper):
     """Hydra's `OptunaSweeper` with the same settings, sweeping through it (see the module's text)."""
 
     def __init__(self, **kwargs: Any) -> None:
         from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as HydrasOptunaSweeper
 
         self.hydras = HydrasOptunaSweeper(**kwargs)
-        self.config: Optional[DictConfig] = None
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config = config
-        self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> None:
         assert self.config is not None

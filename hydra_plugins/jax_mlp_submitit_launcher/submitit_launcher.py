@@ -13,16 +13,14 @@ the parent at once; the jobs still save.
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn
-from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+
+from jax_mlp.plugin_wrappers import SavingLauncher
 
 
-class LocalLauncher(Launcher):
+class LocalLauncher(SavingLauncher):
     """Hydra's submitit `LocalLauncher` with the same settings (``timeout_min``, ``cpus_per_task``...),
     launching through it; only the handling of SIGINT and SIGTERM differs."""
 
@@ -30,15 +28,6 @@ class LocalLauncher(Launcher):
         from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher as HydrasLocalLauncher
 
         self.hydras = HydrasLocalLauncher(**kwargs)
-        self.config: Optional[DictConfig] = None
-
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config = config
-        self.hydras.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from jax_mlp.interrupts import launch_until_stopped
-
-        assert self.config is not None
-        return launch_until_stopped(Path(str(self.config.hydra.sweep.dir)),
-                                    lambda: self.hydras.launch(job_overrides, initial_job_idx), block_sigint=True)
+        return self.launch_through(job_overrides, initial_job_idx, block_sigint=True)
