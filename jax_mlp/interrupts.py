@@ -4,7 +4,8 @@ rather than as an end of the process in the middle of writing a run's files.
 A sweep whose jobs run in worker processes (``launcher=joblib``, ``launcher=submitit_local``) has
 one more path: its parent process catches the signal (`StopRequests`) and writes a stop file,
 which every worker's `Interrupts` reads at each span's end; the workers are started with SIGINT
-blocked (`run_with_sigint_blocked`) and ignore it, so the parent decides when the sweep ends.
+(joblib's with SIGTERM too) blocked (`run_with_signals_blocked`), so a signal to the whole process
+group cannot kill a worker still starting, and the parent decides when the sweep ends.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,17 @@ class Interrupts:
     """While active, SIGINT and SIGTERM are recorded instead of ending the process, so training
     can stop at the next span's end, save a checkpoint and write its summary. In a worker of a
     sweep's parent process (`stop_file` set), SIGINT is left to the parent, and the worker stops
-    when the parent requests it (`requested_stop`)."""
+    when the parent requests it (`requested_stop`).
+
+    The signals it records are unblocked while it is active (the mask is restored after): a
+    SIGTERM that reached a joblib worker while it started, blocked then, is recorded on entry."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._mask: set[int] | None = None
         self._watch_stop_file = stop_file() is not None
         self._signals = (signal.SIGTERM,) if self._watch_stop_file else self.SIGNALS
 
@@ -76,9 +81,13 @@ class Interrupts:
 
     def __enter__(self) -> Interrupts:
         self._previous = _handle(self._signals, self._record)
+        if self._previous:  # on the main thread; a pending signal is handled before this returns
+            self._mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, self._signals)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
         _restore(self._previous)
 
 
@@ -123,15 +132,16 @@ def stopped_sweep_line(signum: int) -> str:
             "(status interrupted in sweep_summary.md), later jobs did not start")
 
 
-def run_with_sigint_blocked(function: Callable[[], Any]) -> Any:
-    """`function()` run on a thread that blocks SIGINT, so the processes it starts inherit the block
-    and a terminal's Ctrl-C reaches this process's main thread only; returns its value or raises
-    its error. The main thread waits for it and runs its signal handlers meanwhile. The thread is a
-    daemon: if a handler raises (a second Ctrl-C), the process may end without waiting for it."""
+def run_with_signals_blocked(function: Callable[[], Any], signals: Collection[int]) -> Any:
+    """`function()` run on a thread that blocks `signals`, so the processes it starts inherit the
+    block and a terminal's Ctrl-C (or a SIGTERM to the process group) reaches this process's main
+    thread only; returns its value or raises its error. The main thread waits for it and runs its
+    signal handlers meanwhile. The thread is a daemon: if a handler raises (a second Ctrl-C), the
+    process may end without waiting for it."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         try:
             outcome["value"] = function()
         except BaseException as error:  # handed to the main thread
@@ -145,11 +155,11 @@ def run_with_sigint_blocked(function: Callable[[], Any]) -> Any:
     return outcome["value"]
 
 
-def launch_until_stopped(sweep_dir: Path, launch: Callable[[], Any], block_sigint: bool,
+def launch_until_stopped(sweep_dir: Path, launch: Callable[[], Any], blocked_signals: Collection[int],
                          failure_after_signal: Callable[[int, Exception], str] | None = None) -> Any:
     """A launcher's parent process: runs `launch()` (its jobs) under `StopRequests`, with the stop
-    file in `sweep_dir`, on a thread that blocks SIGINT when `block_sigint` (the processes it starts
-    inherit the block: `run_with_sigint_blocked`), and returns what it returns.
+    file in `sweep_dir`, on a thread that blocks `blocked_signals` when there are any (the processes
+    it starts inherit the block: `run_with_signals_blocked`), and returns what it returns.
 
     After a signal it prints `stopped_sweep_line` and exits 128 + the signal's number (then
     `jax_mlp.run.main` writes the sweep's table). An error `launch` raises after a signal is
@@ -160,7 +170,7 @@ def launch_until_stopped(sweep_dir: Path, launch: Callable[[], Any], block_sigin
     failure = None
     with StopRequests(sweep_dir / STOP_FILE_NAME) as stops:
         try:
-            returns = run_with_sigint_blocked(launch) if block_sigint else launch()
+            returns = run_with_signals_blocked(launch, blocked_signals) if blocked_signals else launch()
         except Exception as error:
             if stops.signum is None or failure_after_signal is None:
                 raise

@@ -7,7 +7,7 @@ Imported whenever Hydra looks for plugins (the wrappers import it), so it import
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,13 @@ class SavingLauncher(Wrapping, Launcher):
     """A wrapper of one of Hydra's launchers whose Ctrl-C lets the jobs save (see
     `jax_mlp.interrupts.launch_until_stopped`); the subclass's `launch` calls `launch_through`."""
 
-    def launch_through(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, block_sigint: bool,
+    def launch_through(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
+                       blocked_signals: Collection[int],
                        failure_after_signal: Callable[[int, Exception], str] | None = None) -> Sequence[JobReturn]:
         """Hydra's launcher's ``launch(job_overrides, initial_job_idx)`` under `launch_until_stopped`,
-        with the stop file in the sweep's folder."""
+        with the stop file in the sweep's folder; the processes it starts inherit `blocked_signals`
+        blocked."""
         assert self.config is not None
         return launch_until_stopped(Path(str(self.config.hydra.sweep.dir)),
                                     lambda: self.hydras.launch(job_overrides, initial_job_idx),
-                                    block_sigint, failure_after_signal)
+                                    blocked_signals, failure_after_signal)

@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from jax_mlp import interrupts
-from jax_mlp.interrupts import Interrupts, StopRequests, run_with_sigint_blocked
+from jax_mlp.interrupts import Interrupts, StopRequests, run_with_signals_blocked
 
 
 def test_a_signal_is_recorded_and_a_workers_sigint_is_left_to_its_parent(tmp_path, monkeypatch):
@@ -63,23 +64,48 @@ def test_a_second_signal_that_ends_the_parent_leaves_the_stop_file_for_workers_t
     assert interrupts.STOP_FILE_ENV not in os.environ
 
 
-BLOCKED = "import signal; print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))"
+def test_a_sigterm_that_reached_a_worker_blocked_is_recorded_when_training_starts(tmp_path, monkeypatch):
+    # A joblib worker starts with SIGTERM blocked: one sent to the process group while it started
+    # waits, and the job's `Interrupts` takes it (then blocks it again for the idle worker).
+    monkeypatch.setenv(interrupts.STOP_FILE_ENV, f"{os.getppid()}:{tmp_path / 'stop'}")  # a worker's
+    outside = signal.signal(signal.SIGTERM, lambda *_: None)  # should it fail: not pytest's end
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    try:
+        # To this thread: another one of this process (pytest's, JAX's) that does not block SIGTERM
+        # would take a signal sent to the process and die of it.
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        assert signal.SIGTERM in signal.sigpending()
+        with Interrupts() as caught:
+            assert caught.arrived() and caught.signum == signal.SIGTERM
+            assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        assert signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        assert signal.SIGTERM not in signal.sigpending()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        signal.signal(signal.SIGTERM, outside)
 
 
-def _child_blocks_sigint() -> str:
+BLOCKED = ("import signal; mask = signal.pthread_sigmask(signal.SIG_BLOCK, []); "
+           "print(signal.SIGINT in mask, signal.SIGTERM in mask)")
+
+
+def _child_blocks() -> str:
+    """Which of SIGINT and SIGTERM a process started now has blocked: "True False" for SIGINT only."""
     return subprocess.run([sys.executable, "-c", BLOCKED], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_processes_started_with_sigint_blocked_inherit_it_and_this_thread_is_left_alone():
+@pytest.mark.parametrize("signals, blocked", [((signal.SIGINT,), "True False"),
+                                              ((signal.SIGINT, signal.SIGTERM), "True True")])
+def test_processes_started_with_signals_blocked_inherit_them_and_this_thread_is_left_alone(signals, blocked):
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    assert run_with_sigint_blocked(_child_blocks_sigint) == "True"
+    assert run_with_signals_blocked(_child_blocks, signals) == blocked
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
-    assert _child_blocks_sigint() == str(signal.SIGINT in before)  # "False", unless pytest started blocked
+    assert _child_blocks() == f"{signal.SIGINT in before} {signal.SIGTERM in before}"  # "False False", as a rule
 
 
-def test_an_error_of_what_runs_with_sigint_blocked_comes_back_as_it_is():
+def test_an_error_of_what_runs_with_signals_blocked_comes_back_as_it_is():
     def fails() -> None:
         raise RuntimeError("a bug")
 
     with pytest.raises(RuntimeError, match="a bug"):
-        run_with_sigint_blocked(fails)
+        run_with_signals_blocked(fails, Interrupts.SIGNALS)

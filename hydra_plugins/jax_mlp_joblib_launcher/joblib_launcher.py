@@ -7,12 +7,15 @@ and summary that a single run's Ctrl-C writes. Here the parent takes the signal
 save a checkpoint and write ``summary.json`` (``interrupted``), jobs not yet started do not train,
 and once every worker has returned the sweep exits 130 (SIGTERM: 143). A second Ctrl-C ends the
 parent at once; the workers still stop at their span's end and save. The workers start with SIGINT
-blocked (`jax_mlp.interrupts.run_with_sigint_blocked`), so a Ctrl-C while one is still starting
-cannot kill it (joblib would then end the others unsaved).
+and SIGTERM blocked (`jax_mlp.interrupts.run_with_signals_blocked`), so a Ctrl-C, or a SIGTERM to
+the whole process group (a cluster's time limit), cannot kill one that is still starting (joblib
+would then end the others unsaved); a job unblocks SIGTERM while it trains
+(`jax_mlp.interrupts.Interrupts`), and one that it reached while the worker started does not train.
 
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 
+import signal
 from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn
@@ -34,18 +37,18 @@ class JoblibLauncher(SavingLauncher):
         if in_workers:
             from multiprocessing import resource_tracker
 
-            # Started now, on this thread: starting it unblocks SIGINT on the calling thread (the
-            # standard library's SIG_UNBLOCK, not a restore), which would let the workers take Ctrl-C.
+            # Started now, on this thread: starting it unblocks SIGINT and SIGTERM on the calling
+            # thread (the standard library's SIG_UNBLOCK, not a restore), which would let them
+            # reach the workers.
             resource_tracker.ensure_running()
-        # Workers started with SIGINT blocked: one still starting cannot die of Ctrl-C.
-        return self.launch_through(job_overrides, initial_job_idx, block_sigint=in_workers,
+        # Workers started with SIGINT and SIGTERM blocked: one still starting cannot die of them.
+        blocked = (signal.SIGINT, signal.SIGTERM) if in_workers else ()
+        return self.launch_through(job_overrides, initial_job_idx, blocked_signals=blocked,
                                    failure_after_signal=_worker_died)
 
 
 def _worker_died(signum: int, error: Exception) -> str:
-    """The line for a sweep whose worker, still starting, died of the signal (SIGTERM to the whole
-    process group, say), after which joblib stopped the others."""
-    import signal
-
-    return (f"jax_mlp: {signal.Signals(signum).name}: the sweep stopped; a worker that was still starting died "
-            f"of it ({type(error).__name__}), and joblib ended the others without letting them save")
+    """The line for a sweep in which a worker died after the signal (killed outright: the signals
+    the workers block cannot kill them), after which joblib ended the others."""
+    return (f"jax_mlp: {signal.Signals(signum).name}: the sweep stopped; a worker died ({type(error).__name__}), "
+            "and joblib ended the others without letting them save")

@@ -13,6 +13,7 @@ the parent at once; the jobs still save.
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 
+import signal
 from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn
@@ -30,4 +31,4 @@ class LocalLauncher(SavingLauncher):
         self.hydras = HydrasLocalLauncher(**kwargs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        return self.launch_through(job_overrides, initial_job_idx, block_sigint=True)
+        return self.launch_through(job_overrides, initial_job_idx, blocked_signals=(signal.SIGINT,))
