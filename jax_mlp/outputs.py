@@ -26,6 +26,9 @@ from jax_mlp.problems import Problem
 log = logging.getLogger("jax_mlp")
 
 NOT_STARTED = "not started"  # the status of a sweep's job that a signal stopped before it trained
+# ... and of one that began training but had written no summary when the sweep's process ended
+# (a second Ctrl-C: its worker may still be saving)
+UNFINISHED = "unfinished"
 
 
 @dataclass(frozen=True)

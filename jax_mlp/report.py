@@ -45,9 +45,10 @@ def metrics_table(final: dict[str, dict[str, float]]) -> str:
 SUMMARY_COLUMNS = ("job", "overrides", "status", "objective")
 
 
-def sweep_rows(sweep_dir: Path, missing: str = "failed") -> list[dict[str, Any]]:
+def sweep_rows(sweep_dir: Path, missing: str = "failed", started: str | None = None) -> list[dict[str, Any]]:
     """One row per job folder under `sweep_dir` (a folder holding ``.hydra/overrides.yaml``); a job
-    without ``summary.json`` has status `missing`."""
+    without ``summary.json`` has status `missing`, or `started` (when given) if it began training
+    (it wrote ``metrics.jsonl``)."""
     import yaml
 
     rows = []
@@ -64,7 +65,8 @@ def sweep_rows(sweep_dir: Path, missing: str = "failed") -> list[dict[str, Any]]
                 if key.startswith(("train_", "val_", "test_")) and isinstance(value, (int, float, str)):
                     row[key] = float(value)
         else:
-            row.update(status=missing, objective=math.inf)
+            began = started is not None and (job_dir / "metrics.jsonl").is_file()
+            row.update(status=started if began else missing, objective=math.inf)
         rows.append(row)
     rows.sort(key=lambda r: (not math.isfinite(r["objective"]), r["objective"], r["job"]))
     return rows
@@ -74,18 +76,21 @@ def _cell(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def write_sweep_summary(sweep_dir: Path, missing: str = "failed") -> list[dict[str, Any]]:
+def write_sweep_summary(sweep_dir: Path, missing: str = "failed", started: str | None = None
+                        ) -> list[dict[str, Any]]:
     """Writes ``sweep_summary.csv`` and ``sweep_summary.md`` at the sweep's root: one row a job
     (its folder, overrides, status, objective and final metrics), best objective first.
 
-    A job without ``summary.json`` is listed with status `missing`: ``failed`` (before training)
-    when the sweep ran to its end, ``not started`` when a signal stopped it.
+    A job without ``summary.json`` is listed with status `missing`: ``failed`` when the sweep ran
+    to its end, ``not started`` when a signal stopped it; or, when given, `started` if it began
+    training (``unfinished`` after a second Ctrl-C, which ends the sweep's process while its
+    workers still save).
 
     Returns:
       The rows, as written.
     """
     sweep_dir = Path(sweep_dir)
-    rows = sweep_rows(sweep_dir, missing)
+    rows = sweep_rows(sweep_dir, missing, started)
     metrics = sorted({k for row in rows for k in row} - set(SUMMARY_COLUMNS))
     columns = [*SUMMARY_COLUMNS, *metrics]
     buffer = io.StringIO()

@@ -30,7 +30,7 @@ from jax_mlp import config, devices, hydra_mode, interrupts, report
 from jax_mlp.errors import EXIT_USER_ERROR, UserError
 from jax_mlp.jobs import execute, has_checkpoint
 from jax_mlp.logging import progress_wanted
-from jax_mlp.outputs import NOT_STARTED
+from jax_mlp.outputs import NOT_STARTED, UNFINISHED
 
 log = logging.getLogger("jax_mlp")
 INTERRUPTED_EXIT_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM)
@@ -107,32 +107,39 @@ class SweepSummary(Callback):
     @classmethod
     def write_for_stopped_sweep(cls, interrupted: bool) -> None:
         """Writes the summary of a multirun that stopped before its end, if one was in progress and
-        a job of it wrote ``summary.json``; jobs without one are ``not started`` if a signal stopped
-        it, else ``failed``. After a signal, a resumable sweep's line (`RESUMABLE_SWEEPERS`) says how
-        to finish it."""
+        has job folders: after a signal, always (jobs without ``summary.json`` are ``not started``,
+        or ``unfinished`` if they began training); after an error, if a job wrote ``summary.json``
+        (the others are ``failed``). After a signal, a resumable sweep's line
+        (`RESUMABLE_SWEEPERS`) says how to finish it."""
         config, cls.in_progress = cls.in_progress, None
         if config is None:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        if not any(row["status"] for row in report.sweep_rows(sweep_dir, missing="")):
+        rows = report.sweep_rows(sweep_dir, missing="")
+        if not rows or not interrupted and not any(row["status"] for row in rows):
             return
-        _write_sweep_summary(config, missing=NOT_STARTED if interrupted else "failed")
+        if interrupted:
+            _write_sweep_summary(config, missing=NOT_STARTED, started=UNFINISHED)
+        else:
+            _write_sweep_summary(config, missing="failed")
         if interrupted and str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(RESUMABLE_SWEEPERS):
             print("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
                   f"hydra.sweep.dir={sweep_dir}", file=sys.stderr)
 
 
-def _write_sweep_summary(config: DictConfig, missing: str) -> None:
+def _write_sweep_summary(config: DictConfig, missing: str, started: str | None = None) -> None:
     """`report.write_sweep_summary` for the multirun of `config`, and its picture if asked for."""
     sweep_dir = Path(config.hydra.sweep.dir)
-    rows = report.write_sweep_summary(sweep_dir, missing)
+    rows = report.write_sweep_summary(sweep_dir, missing, started)
     if rows and OmegaConf.select(config, "trainer.plots", default=False):
         from jax_mlp import plots
 
         plots.sweep_plot(sweep_dir, rows)
-    if rows:
+    if rows and math.isfinite(rows[0]["objective"]):
         log.info("sweep summary of %d jobs in %s; best: %s (objective %.6g)", len(rows),
                  sweep_dir, rows[0]["overrides"] or "(no overrides)", rows[0]["objective"])
+    elif rows:
+        log.info("sweep summary of %d jobs in %s; none has a finite objective", len(rows), sweep_dir)
 
 
 def _task(cfg: DictConfig) -> float:
