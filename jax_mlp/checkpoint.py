@@ -70,6 +70,50 @@ def from_host_tree(state_type: type, tree: dict[str, Any]) -> Any:
     return state_type(tree["params"], tree["opt_state"], tree["step"], jax.random.wrap_key_data(tree["key"]))
 
 
+class CheckpointMismatch(UserError):
+    """A checkpoint that holds the state of another model, data set, optimizer or precision than
+    the run's: leaves of other names, shapes or dtypes."""
+
+
+def _leaf_name(path: tuple[Any, ...]) -> str:
+    """A pytree path as a name: ``params[0].w``, ``opt_state.hyperparams.learning_rate``."""
+    name = ""
+    for key in path:
+        if isinstance(key, jax.tree_util.SequenceKey):
+            name += f"[{key.idx}]"
+        else:
+            name += ("." if name else "") + str(getattr(key, "key", getattr(key, "name", key)))
+    return name
+
+
+def _leaf_types(tree: Any) -> dict[str, str]:
+    """Each leaf of `tree` (arrays, or anything with ``shape`` and ``dtype``: Orbax's metadata,
+    `jax.ShapeDtypeStruct`) by its name (`_leaf_name`), as ``float32[4, 32]``."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {_leaf_name(path): f"{np.dtype(leaf.dtype).name}{list(leaf.shape)}" for path, leaf in flat}
+
+
+def tree_difference(saved: Any, expected: Any) -> str | None:
+    """The first difference between a checkpoint's tree (`saved`: Orbax's metadata of it) and the
+    tree a run expects (`expected`), in words; None when their leaves' names, shapes and dtypes agree.
+
+    ``params[0].w is float32[4, 32] in the checkpoint and float32[4, 8] in this run``
+    """
+    there, here = _leaf_types(saved), _leaf_types(expected)
+
+    def params_first(names: set[str]) -> list[str]:  # the difference that says most: the model's, the data's
+        return sorted(names, key=lambda name: (not name.startswith("params"), name))
+
+    for name in params_first(here.keys() & there.keys()):
+        if here[name] != there[name]:
+            return f"{name} is {there[name]} in the checkpoint and {here[name]} in this run"
+    if only_here := params_first(here.keys() - there.keys()):
+        return f"{only_here[0]} is in this run's state and not in the checkpoint"
+    if only_there := params_first(there.keys() - here.keys()):
+        return f"{only_there[0]} is in the checkpoint and not in this run's state"
+    return None
+
+
 class Checkpointer:
     """The train state in ``DIR`` through Orbax's `CheckpointManager`: one folder a step, the
     last `keep` kept, saves asynchronous and atomic (Orbax commits a step's folder when it is
@@ -85,7 +129,8 @@ class Checkpointer:
         self._ocp = ocp
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True)
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                              item_handlers=ocp.StandardCheckpointHandler())
 
     def save(self, state: Any) -> None:
         """Starts saving `state` (a `jax_mlp.train.TrainState`) under its step."""
@@ -121,6 +166,8 @@ class Checkpointer:
         shaped like `like`; an unreadable checkpoint is skipped with a warning that names it.
 
         Raises:
+          CheckpointMismatch: a checkpoint holds a state of other leaves than `like` (another
+            model, data set, optimizer or precision); the earlier ones would too, one run saved them.
           UserError: no checkpoint in the folder, or none readable.
         """
         abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, host_tree(like, fetch=False))
@@ -128,6 +175,11 @@ class Checkpointer:
         if not steps:
             raise UserError(f"no checkpoint to resume from in {self.directory}")
         for step in reversed(steps):
+            if (difference := self._difference(step, abstract)) is not None:
+                raise CheckpointMismatch(
+                    f"the checkpoint of step {step} in {self.directory} does not fit this run's model, data, "
+                    f"optimizer or precision ({difference}); resume with the config that saved it (the "
+                    "optimizer's hyperparameters may change), or start afresh in another folder")
             try:
                 tree = self._manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
             except Exception as error:  # a truncated or corrupt checkpoint: Orbax's many error types
@@ -136,6 +188,16 @@ class Checkpointer:
                 continue
             return tree
         raise UserError(f"no readable checkpoint in {self.directory} (tried steps {steps})")
+
+    def _difference(self, step: int, abstract: Any) -> str | None:
+        """`tree_difference` between the checkpoint of `step` and `abstract`; None too when its
+        metadata cannot be read (the restore then finds it unreadable)."""
+        try:
+            metadata = self._manager.item_metadata(step)
+        except Exception:  # a truncated or corrupt checkpoint: Orbax's many error types
+            return None
+        saved = getattr(metadata, "tree", metadata)  # Orbax 0.12 wraps the tree, 0.11 gives it
+        return None if saved is None else tree_difference(saved, abstract)
 
     def close(self) -> None:
         """Waits for a pending save and releases Orbax's threads."""

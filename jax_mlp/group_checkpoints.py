@@ -73,11 +73,17 @@ class GroupCheckpoints:
     def restore(self, like: train.TrainState) -> tuple[int, dict[str, Any]] | None:
         """The newest step that every run saved and can read, and the runs' `checkpoint.host_tree`
         at that step stacked along a leading run axis (each shaped like `like`, one run's state);
-        None when the runs have no such step."""
+        None when the runs have no such step.
+
+        Raises:
+          checkpoint.CheckpointMismatch: a run's checkpoint does not fit `like`.
+        """
         saved = set.intersection(*(set(c.steps()) for c in self.checkpointers))
         for step in sorted(saved, reverse=True):
             try:
                 trees = [jax.device_get(c.restore_tree(like, [step])) for c in self.checkpointers]
+            except checkpoint.CheckpointMismatch:
+                raise
             except UserError:  # one run's checkpoint at `step` is unreadable (a warning named it)
                 continue
             return step, stack_runs(trees)
@@ -105,7 +111,9 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
     are unreadable, or ahead of the group, and the group saves those steps again).
 
     Raises:
-      UserError: the runs have no readable step in common, or it is past their `total_steps`.
+      UserError: the runs have no readable step in common, or it is past their `total_steps`, or
+        a checkpoint does not fit the runs' model, data, optimizer or precision
+        (`checkpoint.CheckpointMismatch`).
     """
     t = cfgs[0].trainer
     if t.checkpoint_every is None and t.resume is False:
@@ -116,7 +124,11 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
     if not saved:
         log.info("trainer.resume: no checkpoint for %s of the sweep; starting from step 0", runs(len(cfgs)))
         return checkpoints, state, None
-    found = checkpoints.restore(run_slice(state, 0))
+    try:
+        found = checkpoints.restore(run_slice(state, 0))
+    except UserError:  # a checkpoint that does not fit the runs (`checkpoint.CheckpointMismatch`)
+        checkpoints.close()
+        raise
     if found is None:
         checkpoints.close()
         raise UserError(f"the group of {out_dirs[0]} ({runs(len(cfgs))}) has no checkpoint step that every run "

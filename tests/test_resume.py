@@ -112,12 +112,44 @@ def test_a_checkpoint_past_the_runs_length_is_refused_and_the_folder_left_alone(
 
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path, cache_home):
     _kill_after_checkpoint(_train(tmp_path, cache_home), 380)
+    saved = steps_saved(tmp_path)
     proc = _train(tmp_path, cache_home, "trainer.resume=true", "model.hidden=[8]")
     _, err = proc.communicate()
     assert proc.returncode == 2
-    last = err.strip().splitlines()[-1]
-    assert last.startswith(f"jax_mlp: error: no readable checkpoint in {tmp_path / 'checkpoints'}")
-    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"jax_mlp: error: the checkpoint of step {saved[-1]} in {tmp_path / 'checkpoints'} does not fit this run's "
+        "model, data, optimizer or precision (params[0].b is float32[32] in the checkpoint and float32[8] in this "
+        "run); resume with the config that saved it (the optimizer's hyperparameters may change), or start afresh "
+        "in another folder")
+    assert "unreadable" not in err and steps_saved(tmp_path) == saved  # they were: each one, in a warning
+
+
+@pytest.mark.parametrize("change, difference", [
+    ("data=wine", "params[0].w is float32[2, 16] in the checkpoint and float32[13, 16] in this run"),
+    ("optimizer=adam", "opt_state[0].hyperparams.b1 is in this run's state and not in the checkpoint"),
+    ("trainer.precision=float64", "params[0].b is float32[16] in the checkpoint and float64[16] in this run"),
+], ids=["data", "optimizer", "precision"])
+def test_a_sweep_resumed_with_another_data_set_optimizer_or_precision_is_refused(tmp_path, change, difference):
+    # A vmap group that finds no step it can read says which run's checkpoint does not fit, rather
+    # than calling every checkpoint unreadable and advising to remove them.
+    from jax_mlp import config, sweep
+    from jax_mlp.errors import UserError
+
+    def cfgs(*extra: str) -> list[config.Config]:
+        return [config.load(config.compose(["trainer.compilation_cache=false", "experiment=moons", "model.hidden=[16]",
+                                            "trainer.epochs=1", "trainer.checkpoint_every=10", f"seed={seed}",
+                                            *extra])) for seed in (0, 1)]
+
+    out_dirs = [tmp_path / "0", tmp_path / "1"]
+    sweep.execute_all(cfgs(), out_dirs)
+    saved = steps_saved(out_dirs[0])
+    with pytest.raises(UserError) as refused:
+        sweep.execute_all(cfgs(change, "trainer.resume=true"), out_dirs)
+    assert str(refused.value) == (
+        f"the checkpoint of step {saved[-1]} in {out_dirs[0] / 'checkpoints'} does not fit this run's model, data, "
+        f"optimizer or precision ({difference}); resume with the config that saved it (the optimizer's "
+        "hyperparameters may change), or start afresh in another folder")
+    assert [steps_saved(d) for d in out_dirs] == [saved, saved]
 
 
 NOTE_ARGS = ["trainer.steps=1500000", "trainer.log_every=20000"]
@@ -257,3 +289,26 @@ def test_a_sweep_in_folders_named_by_overrides_resumes_in_them(run_script, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == folders
     assert [f"resuming from step 20 of {tmp_path / f / 'checkpoints'}" in resumed.stdout for f in folders] == [True, True]
+
+
+def test_tree_difference_names_the_first_leaf_that_differs_params_first():
+    import jax
+    import numpy as np
+
+    from jax_mlp.checkpoint import tree_difference
+
+    def tree(width: int, dtype=np.float32, **opt_state) -> dict:
+        leaf = jax.ShapeDtypeStruct
+        return {"key": leaf((2,), np.uint32), "opt_state": (opt_state,),
+                "params": [{"b": leaf((width,), dtype), "w": leaf((3, width), dtype)}]}
+
+    lr, b1 = jax.ShapeDtypeStruct((), np.float32), jax.ShapeDtypeStruct((), np.float32)
+    assert tree_difference(tree(4, lr=lr), tree(4, lr=lr)) is None
+    assert tree_difference(tree(4, lr=lr), tree(8, lr=lr, b1=b1)) == (
+        "params[0].b is float32[4] in the checkpoint and float32[8] in this run")
+    assert tree_difference(tree(4, lr=lr), tree(4, np.float64, lr=lr)) == (
+        "params[0].b is float32[4] in the checkpoint and float64[4] in this run")
+    assert tree_difference(tree(4, lr=lr), tree(4, lr=lr, b1=b1)) == (
+        "opt_state[0].b1 is in this run's state and not in the checkpoint")
+    assert tree_difference(tree(4, lr=lr, b1=b1), tree(4, lr=lr)) == (
+        "opt_state[0].b1 is in the checkpoint and not in this run's state")

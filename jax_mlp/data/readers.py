@@ -175,7 +175,10 @@ def read_mnist(cfg: Any, seed: int) -> Raw:
 
     Pixels become floats in [0, 1], one row of 784 per image; the t10k files are the test split.
     """
-    folder = Path(cfg.path or "").expanduser()
+    if not cfg.path:
+        raise UserError("data.path is not set; give the folder of the four MNIST or Fashion-MNIST IDX files "
+                        f"({', '.join(MNIST_FILES.values())}, each may end in .gz) with data.path=DIR")
+    folder = Path(cfg.path).expanduser()
     found, missing = {}, []
     for role, stem in MNIST_FILES.items():
         candidates = [folder / stem, folder / f"{stem}.gz"]
