@@ -344,6 +344,20 @@ def test_vmap_sweeper_folders_are_exact_for_lists_strings_and_groups(run_script,
 
 
 @pytest.mark.slow
+def test_vmap_sweeper_says_that_it_leaves_a_launcher_unused(run_script, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    result = run_script("train.py", "-m", "hydra/sweeper=vmap", "launcher=joblib", f"hydra.sweep.dir={tmp_path}",
+                        "seed=0,1", "trainer.steps=5", "trainer.log_every=5")
+    assert result.returncode == 0, result.stderr
+    assert ("the vmap sweeper trains its jobs in this process, as vmapped programs; the launcher (JoblibLauncher) "
+            "is not used") in result.stdout + result.stderr
+    assert all((tmp_path / job / "summary.json").is_file() for job in ("0", "1"))
+    plain = run_script("train.py", "-m", "hydra/sweeper=vmap", f"hydra.sweep.dir={tmp_path / 'plain'}", "seed=0,1",
+                       "trainer.steps=5", "trainer.log_every=5")
+    assert plain.returncode == 0 and "is not used" not in plain.stdout + plain.stderr
+
+
+@pytest.mark.slow
 def test_vmap_sweeper_reports_bad_values_in_one_line(run_script, tmp_path):
     result = run_script("train.py", "-m", "hydra/sweeper=vmap", f"hydra.sweep.dir={tmp_path}",
                         "optimizer.lr=0.1,-1")

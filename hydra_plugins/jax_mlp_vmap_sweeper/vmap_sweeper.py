@@ -342,6 +342,10 @@ class VmapSweeper(Sweeper):
             exit_user_error(f"hydra.sweeper.max_batch must be null or a positive integer, got {self.max_batch}")
         jobs = self.job_overrides(arguments)
         log.info("vmap sweeper: %d jobs", len(jobs))
+        launcher = str(OmegaConf.select(self.config, "hydra.launcher._target_", default=""))
+        if launcher and not launcher.endswith(".BasicLauncher"):
+            log.warning("the vmap sweeper trains its jobs in this process, as vmapped programs; the launcher "
+                        "(%s) is not used", launcher.rsplit(".", 1)[-1])
         writer = _Writer()
         with Interrupts() as interrupts:  # Ctrl-C stops the group in training, as it stops a single run
             try:
