@@ -9,13 +9,16 @@ Two things Hydra's sweeper does not do:
   again, and numbers the job folders from 0 over the earlier ones. Here the seed is offset by the
   number of trials the study holds, and the folders are numbered after the sweep folder's last.
 - **Finishing a stopped search.** Ctrl-C stops a search with its trial in training saved
-  (``interrupted``) and its study's trial left running. With ``trainer.resume=true`` and the same
-  sweep folder, the running trials are trained again in their own folders, resuming from their
-  checkpoints, and told to the study; then the search asks for the trials it still lacks:
-  ``hydra.sweeper.n_trials`` counts every job folder of the sweep.
+  (``interrupted``) and its study's trial left running; so are the trials of its batch that had
+  finished (``hydra.sweeper.n_jobs`` > 1), since the sweeper tells a batch only once it has
+  returned. With ``trainer.resume=true`` and the same sweep folder, the running trials whose job
+  finished are told their objectives from its ``summary.json``, the others are trained again in
+  their own folders, resuming from their checkpoints, and told; then the search asks for the trials
+  it still lacks: ``hydra.sweeper.n_trials`` counts every job folder of the sweep.
 
 A running trial's folder is found by its overrides: the folder whose ``.hydra/overrides.yaml``
-holds each of the trial's parameter values, and has no finished ``summary.json``.
+holds each of the trial's parameter values, one without a finished ``summary.json`` first, else
+the newest.
 
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
@@ -58,12 +61,21 @@ class OptunaSweeper(Wrapping, Sweeper):
         return self.hydras.sweep(arguments)
 
     def _finish_running_trials(self, study: Any, jobs: Dict[int, Path], arguments: List[str]) -> None:
-        """Trains each of `study`'s running trials again in its job folder among `jobs` (it resumes
-        from its checkpoint there) and tells the study its objective."""
+        """Tells `study` the objective of each of its running trials: from the ``summary.json`` of
+        its job folder among `jobs` when the job finished, else by training it again there (it
+        resumes from its checkpoint)."""
         from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
         fixed = create_params_from_overrides(arguments)[1]  # this command's plain values: trainer.resume=true
-        stopped = _stopped_jobs(study, jobs)
+        stopped = []
+        for job, trial in _running_jobs(study, jobs):
+            objective = _finished_objective(jobs[job])
+            if objective is None:
+                stopped.append((job, trial))
+                continue
+            study.tell(trial.number, values=[objective])
+            log.info("Optuna: trial %d finished in job folder %d before the search stopped; objective %g",
+                     trial.number, job, objective)
         for start, block in _consecutive(stopped):
             overrides = [_trial_overrides(trial, fixed) for _, trial in block]
             for job, trial in block:
@@ -92,29 +104,35 @@ def _job_folders(sweep_dir: Path) -> Dict[int, Path]:
     return {int(p.name): p for p in sweep_dir.iterdir() if p.name.isdigit() and (p / ".hydra").is_dir()}
 
 
-def _status(job_dir: Path) -> Optional[str]:
-    """The job's status in its ``summary.json`` (``completed``, ``interrupted``...), or None."""
+def _summary(job_dir: Path) -> Dict[str, Any]:
+    """The job's ``summary.json`` ({} when it wrote none)."""
     summary = job_dir / "summary.json"
-    return json.loads(summary.read_text()).get("status") if summary.is_file() else None
+    return json.loads(summary.read_text()) if summary.is_file() else {}
 
 
-def _stopped_jobs(study: Any, jobs: Dict[int, Path]) -> List[Tuple[int, Any]]:
-    """(job number, trial) of each running trial of `study` and the unfinished job folder among
-    `jobs` whose overrides hold the trial's parameter values, by job number."""
+def _finished_objective(job_dir: Path) -> Optional[float]:
+    """The objective of a job that finished (``completed``, or ``diverged``: inf), else None."""
+    summary = _summary(job_dir)
+    return float(summary["objective"]) if summary.get("status") in FINISHED else None
+
+
+def _running_jobs(study: Any, jobs: Dict[int, Path]) -> List[Tuple[int, Any]]:
+    """(job number, trial) of each running trial of `study` and its job folder among `jobs`: one
+    whose overrides hold the trial's parameter values, preferring an unfinished one, else the
+    newest (an earlier folder of equal values holds an earlier trial); by job number."""
     import yaml
     from optuna.trial import TrialState
 
-    running = [trial for trial in study.trials if trial.state == TrialState.RUNNING]
-    matched = []
-    for job, folder in sorted(jobs.items()):
-        if not running or _status(folder) in FINISHED:
-            continue
-        overrides = set(yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or [])
-        trial = next((t for t in running if {f"{k}={v}" for k, v in t.params.items()} <= overrides), None)
-        if trial is not None:
-            running.remove(trial)
-            matched.append((job, trial))
-    return matched
+    overrides = {job: set(yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or [])
+                 for job, folder in jobs.items()}
+    unfinished = {job for job, folder in jobs.items() if _finished_objective(folder) is None}
+    matched: Dict[int, Any] = {}
+    for trial in (t for t in study.trials if t.state == TrialState.RUNNING):
+        values = {f"{k}={v}" for k, v in trial.params.items()}
+        candidates = [job for job in jobs if job not in matched and values <= overrides[job]]
+        if candidates:
+            matched[max(candidates, key=lambda job: (job in unfinished, job))] = trial
+    return sorted(matched.items(), key=lambda item: item[0])
 
 
 def _consecutive(jobs: Sequence[Tuple[int, Any]]) -> List[Tuple[int, List[Tuple[int, Any]]]]:
