@@ -323,6 +323,24 @@ def reload(base: Config, cfg: DictConfig, changed: set[str]) -> Config:
     return obj
 
 
+def with_paths_from(cfg: Config, folder: Path) -> Config:
+    """`cfg` with each relative file path it holds (``data.path``, a ``trainer.resume`` PATH,
+    ``trainer.cache_dir``) joined to `folder`: where the command ran, which a job of Hydra's
+    ``hydra.job.chdir=true`` has left for its output folder before it reads them."""
+
+    def joined(path: Any) -> Any:
+        if not isinstance(path, str) or not path or Path(path).expanduser().is_absolute():
+            return path
+        return str(Path(folder) / path)
+
+    data = cfg.data
+    if hasattr(data, "path"):
+        data = dataclasses.replace(data, path=joined(data.path))
+    trainer = dataclasses.replace(cfg.trainer, resume=joined(cfg.trainer.resume),
+                                  cache_dir=joined(cfg.trainer.cache_dir))
+    return dataclasses.replace(cfg, data=data, trainer=trainer)
+
+
 def from_saved(saved: DictConfig | dict) -> Config:
     """A run's saved config (``.hydra/config.yaml`` or summary.json's ``config``) as a checked `Config`.
 

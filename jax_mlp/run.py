@@ -50,6 +50,8 @@ def run(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     checked = config.load(cfg)
+    if Path.cwd() != Path(hydra_cfg.runtime.cwd):  # hydra.job.chdir=true: relative paths meant the command's folder
+        checked = config.with_paths_from(checked, Path(hydra_cfg.runtime.cwd))
     out_dir = Path(hydra_cfg.runtime.output_dir)
     log.info("config:\n%s", textwrap.indent(OmegaConf.to_yaml(cfg, resolve=True).rstrip(), "  "))
     log.info("outputs in %s", out_dir)

@@ -176,3 +176,22 @@ def test_help_lists_each_groups_options_as_conf_holds_them(run_script):
     assert all(listed[group][0] == default for group, default in defaults.items())
     assert "schema" not in result.stdout.split("== Keys")[0]
     assert "activation: sigmoid" in result.stdout  # the composed config follows
+
+
+def test_relative_paths_mean_the_commands_folder_when_hydra_changes_into_the_jobs(run_script, tmp_path):
+    # hydra.job.chdir=true runs the job in its output folder: data.path, trainer.resume=PATH and
+    # trainer.cache_dir, given relative to where the command ran, are read from there.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    np.savetxt(tmp_path / "data.csv", np.c_[x, x @ [1.0, -1.0]], delimiter=",", header="a,b,y", comments="")
+    common = ["hydra.job.chdir=true", "model=mlp", "data=csv", "data.path=data.csv", "data.target=y",
+              "trainer.steps=20", "trainer.log_every=10"]
+    first = run_script("train.py", *common, "hydra.run.dir=runs/first", "trainer.checkpoint_every=10",
+                       "trainer.cache_dir=xla", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "runs" / "first" / "checkpoints" / "20").is_dir() and any((tmp_path / "xla").iterdir())
+    second = run_script("train.py", *common, "hydra.run.dir=runs/second", "trainer.steps=30",
+                        "trainer.resume=runs/first", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert f"resuming from step 20 of {tmp_path / 'runs' / 'first' / 'checkpoints'}" in second.stdout
+    assert json.loads((tmp_path / "runs" / "second" / "summary.json").read_text())["steps"] == 30
