@@ -4,8 +4,8 @@ rather than as an end of the process in the middle of writing a run's files.
 A sweep whose jobs run in worker processes (``launcher=joblib``, ``launcher=submitit_local``) has
 one more path: its parent process catches the signal (`StopRequests`) and writes a stop file,
 which every worker's `Interrupts` reads at each span's end; the workers are started with SIGINT
-(joblib's with SIGTERM too) blocked (`run_with_signals_blocked`), so a signal to the whole process
-group cannot kill a worker still starting, and the parent decides when the sweep ends.
+and SIGTERM blocked (`run_with_signals_blocked`), so a signal to the whole process group cannot
+kill a worker still starting, and the parent decides when the sweep ends.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Interrupts:
     when the parent requests it (`requested_stop`).
 
     The signals it records are unblocked while it is active (the mask is restored after): a
-    SIGTERM that reached a joblib worker while it started, blocked then, is recorded on entry."""
+    SIGTERM that reached a sweep's worker while it started, blocked then, is recorded on entry."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
