@@ -39,6 +39,24 @@ def requested_stop() -> int | None:
         return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training (`terminate_as_interrupt`): it ends the command as Ctrl-C does there."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def terminate_as_interrupt() -> None:
+    """Makes SIGTERM raise `Terminated` (a KeyboardInterrupt) where nothing else takes it, as
+    Ctrl-C raises KeyboardInterrupt: a command it stops while composing, loading or compiling
+    ends with one line, status 143 and a sweep's table, instead of vanishing. Training (`Interrupts`)
+    and a launcher's parent (`StopRequests`) take it in their own way meanwhile."""
+    _handle((signal.SIGTERM,), _raise_terminated)
+
+
 def _handle(signals: tuple[int, ...], handler: Any) -> dict[int, Any]:
     """Sets `handler` for `signals` and returns the handlers it replaced; nothing outside the main
     thread, where Python allows no handler."""

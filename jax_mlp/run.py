@@ -165,6 +165,7 @@ def main() -> None:
 
     # Let composition errors reach us instead of Hydra's multi-line report, so they end as one line.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    interrupts.terminate_as_interrupt()
     config.register()
     if {"--help", "-h"} & set(sys.argv[1:]) and not any(a.startswith("hydra/help=") for a in sys.argv[1:]):
         sys.argv.append("hydra/help=jax_mlp")  # conf/hydra/help/jax_mlp.yaml, parsed for --help only
@@ -221,9 +222,10 @@ def exit_after(entry_point: Callable[[], Any]) -> NoReturn:
         status = 0
     except SystemExit as stop:
         status = stop.code
-    except KeyboardInterrupt:  # Ctrl-C outside training (which stops at a span's end and saves)
-        print("jax_mlp: interrupted (SIGINT)", file=sys.stderr)
-        status = 128 + signal.SIGINT
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM outside training (which stops at a span's end and saves)
+        signum = getattr(stop, "signum", signal.SIGINT)  # interrupts.Terminated's: SIGTERM
+        print(f"jax_mlp: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        status = 128 + signum
     if not isinstance(status, int):  # sys.exit("message") prints it and exits with 1
         if status is not None:
             print(status, file=sys.stderr)

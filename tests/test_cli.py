@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -160,6 +162,34 @@ def test_ctrl_c_outside_training_ends_as_one_line_and_status_130():
     code = "from jax_mlp import run\ndef interrupted():\n    raise KeyboardInterrupt\nrun.exit_after(interrupted)\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert (result.returncode, result.stderr) == (130, "jax_mlp: interrupted (SIGINT)\n")
+
+
+def test_sigterm_outside_training_ends_as_one_line_and_status_143():
+    code = ("import os, signal\nfrom jax_mlp import interrupts, run\ninterrupts.terminate_as_interrupt()\n"
+            "def terminated():\n    os.kill(os.getpid(), signal.SIGTERM)\nrun.exit_after(terminated)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert (result.returncode, result.stderr) == (143, "jax_mlp: interrupted (SIGTERM)\n")
+
+
+@pytest.mark.slow
+def test_sigterm_between_a_sweeps_jobs_still_tables_them(tmp_path, cache_home):
+    # The basic sweeper runs its jobs in this process: a SIGTERM while job 1 starts (composing,
+    # compiling) ended the process at once (status -15, no table, no line). The jobs are long
+    # (about a second each), so the signal cannot come after the sweep's end however late this
+    # process reads the line; should it come once job 1 trains, job 1 stops and saves instead.
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train.py"), "-m", f"hydra.sweep.dir={tmp_path}",
+                             "seed=0,1,2", "trainer.steps=1000000", "trainer.log_every=100000"],
+                            cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in proc.stdout:
+        if f"outputs in {tmp_path / '1'}" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert table["0"] == "completed" and table["1"] in ("not started", "unfinished", "interrupted")
+    assert "2" not in table
 
 
 def test_help_lists_each_groups_options_as_conf_holds_them(run_script):
