@@ -113,8 +113,8 @@ class StopRequests:
     """A launcher's parent process while its workers train a sweep: the first SIGINT or SIGTERM
     writes its number into `path` (the workers' stop file, named to them by `STOP_FILE_ENV`), so
     the jobs in training stop at their span's end and save, and jobs not yet started do not train;
-    a second signal raises KeyboardInterrupt, to stop this process at once (the stop file stays for
-    the workers that outlive it). `signum`: the first signal, or None.
+    a second signal raises KeyboardInterrupt (`Terminated` for SIGTERM), to stop this process at
+    once (the stop file stays for the workers that outlive it). `signum`: the first signal, or None.
     """
 
     def __init__(self, path: Path) -> None:
@@ -124,7 +124,7 @@ class StopRequests:
 
     def _record(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         self.signum = signum
         self.path.write_text(str(signum))
         print(f"jax_mlp: {signal.Signals(signum).name}: the jobs in training stop at the end of their "
@@ -140,7 +140,7 @@ class StopRequests:
         _restore(self._previous)
         os.environ.pop(STOP_FILE_ENV, None)
         # Left after a second signal: workers that outlive this process (submitit's) still stop and save.
-        if exc_type is not KeyboardInterrupt:
+        if exc_type is None or not issubclass(exc_type, KeyboardInterrupt):
             self.path.unlink(missing_ok=True)
 
 

@@ -62,6 +62,11 @@ def test_a_second_signal_that_ends_the_parent_leaves_the_stop_file_for_workers_t
         os.kill(os.getpid(), signal.SIGINT)
     assert (tmp_path / "stop").read_text() == str(int(signal.SIGTERM))
     assert interrupts.STOP_FILE_ENV not in os.environ
+    # A second SIGTERM ends it as `Terminated`, which the command's line names: "interrupted (SIGTERM)".
+    with pytest.raises(interrupts.Terminated), StopRequests(tmp_path / "again"):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert (tmp_path / "again").read_text() == str(int(signal.SIGINT))
 
 
 def test_a_sigterm_that_reached_a_worker_blocked_is_recorded_when_training_starts(tmp_path, monkeypatch):
