@@ -180,7 +180,9 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
                                on_checkpoint=None if checkpointer is None else functools.partial(
                                    save_checkpoint, checkpointer),
                                should_stop=interrupts.arrived)
-        if result.stopped:
+        # A signal after fit's last look (during its final span's end) still stops a sweep this job is in.
+        stopped = result.stopped or interrupts.signum is not None
+        if stopped:
             checkpointer = checkpointer or checkpoint.Checkpointer(Path(out_dir) / "checkpoints",
                                                                    t.keep_checkpoints)
             save_checkpoint(checkpointer, int(result.state.step), result.state)
@@ -191,7 +193,7 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
             bar.close()
     final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
     outcome = outputs.finish(result.state.params, int(result.state.step), final,
-                             interrupts.signum if result.stopped else None)
+                             interrupts.signum if stopped else None)
     if outcome.status == "interrupted":
         outcome = dataclasses.replace(outcome, message=f"{outcome.message}: checkpoint saved")
     if t.plots and outputs.writes:

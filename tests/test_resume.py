@@ -312,3 +312,29 @@ def test_tree_difference_names_the_first_leaf_that_differs_params_first():
         "opt_state[0].b1 is in this run's state and not in the checkpoint")
     assert tree_difference(tree(4, lr=lr, b1=b1), tree(4, lr=lr)) == (
         "opt_state[0].b1 is in the checkpoint and not in this run's state")
+
+
+def test_a_signal_after_the_last_look_of_fit_still_stops_the_run(tmp_path, monkeypatch):
+    # The signal comes once fit has asked its last should_stop (its final span done), before the
+    # job's `Interrupts` ends: the run is `interrupted` at its last step, so a sweep in this process
+    # stops after it, rather than losing the signal and going on.
+    import signal
+    import threading
+
+    from jax_mlp import config, jobs, train
+
+    fit = train.fit
+
+    def fit_then_signal(*args, **kwargs):
+        result = fit(*args, **kwargs)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(train, "fit", fit_then_signal)
+    cfg = config.load(config.compose(["trainer.compilation_cache=false", "trainer.steps=20", "trainer.log_every=10"]))
+    outcome = jobs.execute(cfg, tmp_path)
+    assert (outcome.status, outcome.exit_code, outcome.message) == ("interrupted", 143,
+                                                                     "SIGTERM at step 20: checkpoint saved")
+    assert steps_saved(tmp_path) == [20]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["status"], summary["steps"]) == ("interrupted", 20)
