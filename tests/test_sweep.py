@@ -455,8 +455,8 @@ def test_a_stopped_sweeps_table_tells_jobs_that_began_from_jobs_that_did_not(tmp
     _job_folder(tmp_path, "1", ["seed=1"], began=True)
     _job_folder(tmp_path, "2", ["seed=2"])
     assert _stopped_sweep(tmp_path, interrupted=True) == {"0": "interrupted", "1": "unfinished", "2": "not started"}
-    assert capsys.readouterr().err == (
-        f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}\n")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}")
     # After an error (a job's bug), a job without a summary failed, begun or not.
     (tmp_path / "sweep_summary.csv").unlink()
     assert _stopped_sweep(tmp_path, interrupted=False) == {"0": "interrupted", "1": "failed", "2": "failed"}
