@@ -241,9 +241,8 @@ def on_this_machine(cfg: config.Config, working_dir: str | None) -> config.Confi
     ``data.path`` is read from the folder the run started in (`working_dir`, recorded in
     ``summary.json``), the run's platform is used only when this machine has it (else JAX's
     default, with a warning), and the compilation cache is this machine's default one."""
-    path = getattr(cfg.data, "path", None)
-    if path and working_dir and not Path(path).expanduser().is_absolute():
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(Path(working_dir) / path)))
+    if working_dir:
+        cfg = config.with_paths_from(cfg, Path(working_dir))
     platform = cfg.trainer.platform
     if platform != "auto" and platform not in devices.available_platforms():
         log.warning("the run trained with trainer.platform=%s, which this machine lacks; using %s",
