@@ -180,8 +180,9 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
                                on_checkpoint=None if checkpointer is None else functools.partial(
                                    save_checkpoint, checkpointer),
                                should_stop=interrupts.arrived)
-        # A signal after fit's last look (during its final span's end) still stops a sweep this job is in.
-        stopped = result.stopped or interrupts.signum is not None
+        # Any recorded signal stops the run (fit stops only for those that its should_stop saw): one
+        # after fit's last look, during its final span's end, still stops a sweep this job is in.
+        stopped = interrupts.signum is not None
         if stopped:
             checkpointer = checkpointer or checkpoint.Checkpointer(Path(out_dir) / "checkpoints",
                                                                    t.keep_checkpoints)
