@@ -69,6 +69,18 @@ def corrupt_checkpoint(step_dir: Path) -> None:
             file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
 
 
+def job_folder(folder: Path, overrides: list[str], summary: dict | None = None, began: bool = False) -> Path:
+    """A sweep's job folder as Hydra and a run leave it: ``.hydra/overrides.yaml``, then
+    ``metrics.jsonl`` once it began training, ``summary.json`` once it ended; returns `folder`."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if began:
+        (folder / "metrics.jsonl").write_text('{"step": 0, "loss": 1.0}\n')
+    if summary is not None:
+        (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Refuses test names built from binary data or object addresses.
 

@@ -3,11 +3,11 @@ with Hydra's launcher replaced by a stand-in: which trials it trains again and w
 
 from __future__ import annotations
 
-import json
 import math
 from types import SimpleNamespace
 
 import pytest
+from conftest import job_folder
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
@@ -42,11 +42,9 @@ def _running_trial(study, lr: float):
 
 
 def _job_folder(path, lr: float, status: str | None = None, objective: float | str | None = None):
-    (path / ".hydra").mkdir(parents=True)
-    (path / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={lr}\n- experiment=moons\n")
-    if status is not None:
-        (path / "summary.json").write_text(json.dumps({"status": status, "objective": objective}))
-    return path
+    """A trial's job folder of ``optimizer.lr`` = `lr`, finished with `status` and `objective` when given."""
+    summary = None if status is None else {"status": status, "objective": objective}
+    return job_folder(path, [f"optimizer.lr={lr}", "experiment=moons"], summary)
 
 
 def test_a_resumed_search_tells_the_finished_trials_of_its_stopped_batch_and_trains_the_others(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, corrupt_checkpoint, read_jsonl, steps_saved
+from conftest import ROOT, corrupt_checkpoint, job_folder, read_jsonl, steps_saved
 
 from jax_mlp import config, jobs, sweep
 from jax_mlp.data import load_dataset
@@ -421,18 +421,6 @@ def test_a_sweep_stopped_before_any_group_trained_says_so():
     assert sweep.interruption([Outcome(0.5, "completed"), Outcome(float("inf"), "diverged")]) is None
 
 
-def _job_folder(sweep_dir: Path, job: str, overrides: list[str], summary: dict | None = None,
-                began: bool = False) -> None:
-    """A job's folder as Hydra and a run leave it: ``.hydra/overrides.yaml``, then ``metrics.jsonl``
-    once it began training, ``summary.json`` once it ended."""
-    (sweep_dir / job / ".hydra").mkdir(parents=True)
-    (sweep_dir / job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    if began:
-        (sweep_dir / job / "metrics.jsonl").write_text('{"step": 0, "loss": 1.0}\n')
-    if summary is not None:
-        (sweep_dir / job / "summary.json").write_text(json.dumps(summary))
-
-
 def _stopped_sweep(sweep_dir: Path, interrupted: bool) -> dict[str, str] | None:
     """`run.SweepSummary.write_for_stopped_sweep` for a basic sweep in `sweep_dir`: the statuses of
     its table, or None when it wrote none."""
@@ -451,9 +439,9 @@ def _stopped_sweep(sweep_dir: Path, interrupted: bool) -> dict[str, str] | None:
 
 def test_a_stopped_sweeps_table_tells_jobs_that_began_from_jobs_that_did_not(tmp_path, capsys):
     # A second Ctrl-C ends the sweep's process while its workers save: job 1 began and has no summary yet.
-    _job_folder(tmp_path, "0", ["seed=0"], {"status": "interrupted", "objective": "inf"}, began=True)
-    _job_folder(tmp_path, "1", ["seed=1"], began=True)
-    _job_folder(tmp_path, "2", ["seed=2"])
+    job_folder(tmp_path / "0", ["seed=0"], {"status": "interrupted", "objective": "inf"}, began=True)
+    job_folder(tmp_path / "1", ["seed=1"], began=True)
+    job_folder(tmp_path / "2", ["seed=2"])
     assert _stopped_sweep(tmp_path, interrupted=True) == {"0": "interrupted", "1": "unfinished", "2": "not started"}
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}")
@@ -464,8 +452,8 @@ def test_a_stopped_sweeps_table_tells_jobs_that_began_from_jobs_that_did_not(tmp
 
 def test_a_sweep_stopped_before_any_job_trained_still_tables_its_jobs(tmp_path, capsys):
     # A SIGTERM to the process group as joblib's workers started: no job trained, every one is tabled.
-    _job_folder(tmp_path, "0", ["seed=0"])
-    _job_folder(tmp_path, "1", ["seed=1"])
+    job_folder(tmp_path / "0", ["seed=0"])
+    job_folder(tmp_path / "1", ["seed=1"])
     assert _stopped_sweep(tmp_path, interrupted=True) == {"0": "not started", "1": "not started"}
     assert "to finish the sweep" in capsys.readouterr().err
     # A sweep that an error stopped before any job wrote a summary (a bad config) gets no table.
