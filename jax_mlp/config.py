@@ -250,8 +250,12 @@ def register() -> None:
     """Stores the schemas in Hydra's ConfigStore (``schema`` and ``<group>/schema[_kind]``).
 
     The YAML files in ``conf/`` name them first in their defaults list, so Hydra checks every
-    value's type and rejects keys the schema lacks.
+    value's type and rejects keys the schema lacks. Hydra's own options of the plugins jax_mlp
+    wraps (``hydra/launcher=joblib``...) are pointed at the wrappers.
     """
+    from jax_mlp import plugin_wrappers
+
+    plugin_wrappers.choose_wrappers()
     if not OmegaConf.has_resolver("jax_mlp.sqlite"):
         OmegaConf.register_new_resolver("jax_mlp.sqlite", sqlite_url)
     store = ConfigStore.instance()

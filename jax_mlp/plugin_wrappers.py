@@ -11,12 +11,43 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 from jax_mlp.interrupts import launch_until_stopped
+
+#: Hydra's own options that name a plugin jax_mlp wraps, and the wrapper each one chooses instead.
+WRAPPED_OPTIONS: dict[str, str] = {
+    "hydra/launcher/joblib": "hydra_plugins.jax_mlp_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "hydra/launcher/submitit_local": "hydra_plugins.jax_mlp_submitit_launcher.submitit_launcher.LocalLauncher",
+    "hydra/sweeper/optuna": "hydra_plugins.jax_mlp_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+}
+
+
+def choose_wrappers() -> None:
+    """Points Hydra's own options of the wrapped plugins (`WRAPPED_OPTIONS`: ``hydra/launcher=joblib``
+    and ``submitit_local``, ``hydra/sweeper=optuna``) at jax_mlp's wrappers, keeping each option's
+    settings and defaults, so Hydra's spelling and ``launcher=joblib`` launch alike.
+
+    Call before composing. Options of plugins that are not installed are left out.
+    """
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.config_source import ConfigLoadError
+
+    # Hydra's first look for plugins runs each plugin's module, which stores Hydra's option again.
+    Plugins.instance()
+    store = ConfigStore.instance()
+    for option, wrapper in WRAPPED_OPTIONS.items():
+        group, name = option.rsplit("/", 1)
+        try:
+            settings = store.load(f"{option}.yaml").node
+        except ConfigLoadError:
+            continue
+        settings._target_ = wrapper
+        store.store(group=group, name=name, node=settings, provider="jax_mlp")
 
 
 class Wrapping:

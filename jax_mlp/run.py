@@ -184,6 +184,10 @@ def main() -> None:
                 raise
     except (HydraException, OmegaConfBaseException) as error:
         exit_user_error(config.describe_error(error))
+    except ValueError as error:  # Hydra's checks of its own flags: `-m --cfg job`, `--resolve` alone, `-sc`
+        if not _raised_by_hydra(error):
+            raise
+        exit_user_error(config.describe_error(error))
     except OSError as error:
         if error.filename is None or not _raised_by_hydra(error):
             raise

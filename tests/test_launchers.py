@@ -41,6 +41,24 @@ def test_a_two_job_sweep_runs_through_the_launcher(run_script, tmp_path, launche
     assert [r["job"] for r in rows] == ["1", "0"]  # lr 0.1 ends lower after 50 steps
 
 
+@pytest.mark.parametrize("option, target, kept", [
+    ("hydra/launcher=joblib", "hydra_plugins.jax_mlp_joblib_launcher.joblib_launcher.JoblibLauncher",
+     {"n_jobs": -1}),
+    ("hydra/launcher=submitit_local", "hydra_plugins.jax_mlp_submitit_launcher.submitit_launcher.LocalLauncher",
+     {"timeout_min": 60}),
+    ("hydra/sweeper=optuna", "hydra_plugins.jax_mlp_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+     {"n_trials": 20, "max_failure_rate": 0.0}),
+    ("hydra/launcher=submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", {}),
+], ids=["joblib", "submitit_local", "optuna", "submitit_slurm"])
+def test_hydras_own_option_names_choose_the_wrappers(run_script, option, target, kept):
+    result = run_script("train.py", option, "--cfg", "hydra")
+    assert result.returncode == 0, result.stderr
+    hydra = yaml.safe_load(result.stdout)["hydra"]
+    chosen = hydra["sweeper" if option.startswith("hydra/sweeper") else "launcher"]
+    assert chosen["_target_"] == target
+    assert {key: chosen[key] for key in kept} == kept  # Hydra's defaults of the option
+
+
 def test_an_optuna_search_records_its_best_trial(run_script, tmp_path):
     result = run_script("train.py", "-m", "hparams_search=optuna", "experiment=moons", f"hydra.sweep.dir={tmp_path}",
                         "hydra.sweeper.n_trials=6", "trainer.epochs=3")
