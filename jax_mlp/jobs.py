@@ -224,6 +224,9 @@ def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
+        if (run_dir / "multirun.yaml").is_file():
+            raise UserError(f"{run_dir} is a sweep's folder; give one of its jobs' folders ({run_dir / '0'}, ...); "
+                            "its sweep_summary.md holds every job's final metrics")
         raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
     summary = json.loads(summary_path.read_text())
     cfg = on_this_machine(config.from_saved(summary["config"]), summary.get("working_dir"))

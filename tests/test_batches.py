@@ -151,6 +151,16 @@ def test_evaluate_script_reproduces_the_recorded_metrics(train_cli, run_script):
     assert unscaled.stderr == f"jax_mlp: error: {out} lacks scaling.json, the standardisation its params expect\n"
 
 
+def test_evaluating_a_sweeps_folder_names_its_jobs_folders(tmp_path):
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
+    with pytest.raises(errors.UserError) as raised:
+        jobs.restore_run(tmp_path)
+    assert str(raised.value) == (f"{tmp_path} is a sweep's folder; give one of its jobs' folders ({tmp_path / '0'}, "
+                                 "...); its sweep_summary.md holds every job's final metrics")
+    with pytest.raises(errors.UserError, match=r"is not a run folder \(it has no summary.json\)"):
+        jobs.restore_run(tmp_path / "0")
+
+
 def test_a_run_is_evaluated_from_elsewhere_and_where_its_platform_is_missing(run_script, tmp_path):
     """A relative data.path is read from where the run started; a platform this machine lacks
     (a run trained on a GPU, evaluated on a laptop) gives way to JAX's default."""
