@@ -542,6 +542,11 @@ def describe_error(error: BaseException) -> str:
         key, _, value = str(error.override).partition("=")
         return (f"cannot parse the override {error.override!r}: {error.message.splitlines()[0]}; quote a "
                 f"value with special characters, e.g. '{key}=\"{value}\"'")
+    appended = re.fullmatch(r"Multiple values for (\S+)\. To override a value use 'override \1: (\S+)'", str(error))
+    if appended:  # +group=option on the command line, where config.yaml's defaults list has the group
+        group, option = appended.groups()
+        return (f"+{group}={option} adds a second {group}, but config.yaml's defaults list has one already; "
+                f"choose it with {group}={option} (no +)")
     sweeper = re.match(r"In '(hparams_search/\w+)': Could not override 'hydra/sweeper/", str(error))
     if sweeper:  # the search brings its sweeper, and a hydra/sweeper= on the command line displaced it
         return f"{sweeper[1].replace('/', '=')} brings its own sweeper; drop hydra/sweeper=... from the command line"

@@ -79,6 +79,8 @@ def test_an_mlp_from_the_command_line_trains(train_cli):
     (["data=moons"], "model.weights[0] has w [1, 2] and b [2], but the sizes [2, 2, 2, 1] need w [2, 2] and "
                      "b [2]; model=mlp draws weights of any size"),
     (["experiment=sine", "trainer.steps=50"], "optimizer.warmup_steps=100 must be fewer than the run's 50 steps"),
+    (["+experiment=moons"], "+experiment=moons adds a second experiment, but config.yaml's defaults list has one "
+                            "already; choose it with experiment=moons (no +)"),
     # Hydra's checks of its own flags raise ValueError, which ended in a traceback.
     (["-m", "--cfg", "job"], "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),
