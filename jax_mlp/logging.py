@@ -71,11 +71,18 @@ class TensorboardWriter:
                 self.writer.add_scalar(self.tag(key), value, record["step"])
 
     def close(self, final: dict[str, Any] | None = None) -> None:
-        """Writes the hparams view (with the finite numbers of `final`) and closes the files."""
+        """Writes the hparams view (with the finite numbers of `final`) and closes the file."""
         if final is not None:
+            from tensorboardX.summary import hparams
+
             metrics = {f"hparam/{k}": float(v) for k, v in final.items()
                        if isinstance(v, (int, float)) and math.isfinite(v)}
-            self.writer.add_hparams(self.hparams, metrics, name=".")
+            # Into this writer's file: `SummaryWriter.add_hparams` opens a second writer, whose file,
+            # named by the second, overwrote this one when both opened within the same second.
+            for summary in hparams(self.hparams, metrics):
+                self.writer.file_writer.add_summary(summary)
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, value)
         self.writer.close()
 
 

@@ -60,6 +60,25 @@ def test_jsonl_csv_and_tensorboard_hold_the_same_numbers(tmp_path):
     assert "hparams" in plugins and b"optimizer.lr" in blobs and b"model.hidden" in blobs
 
 
+def test_a_run_shorter_than_a_second_keeps_its_tensorboard_scalars(tmp_path, monkeypatch):
+    """The event file is named by the second it opened in; the hparams view went to a second file
+    of the same name, which overwrote the scalars' (an event file that did not parse)."""
+    import tensorboardX.event_file_writer
+
+    from jax_mlp.logging import TensorboardWriter
+
+    monkeypatch.setattr(tensorboardX.event_file_writer.time, "time", lambda: 1796076380.0)  # one second
+    writer = TensorboardWriter(tmp_path, {"optimizer.lr": 0.1})
+    for step in (0, 10):
+        writer.write({"step": step, "loss": 1.0 / (step + 1)})
+    writer.close({"loss": 0.5, "objective": 0.25})
+    scalars = [(event.step, value.tag, value.simple_value) for event in _events(tmp_path)
+               for value in event.summary.value if value.HasField("simple_value")]
+    assert scalars == [(0, "train/loss", 1.0), (10, "train/loss", pytest.approx(1 / 11)),
+                       (0, "hparam/loss", 0.5), (0, "hparam/objective", 0.25)]
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
+
+
 def test_a_logger_list_without_jsonl_leaves_no_jsonl(tmp_path):
     cfg = config.load(config.compose([*OVERRIDES, "logger=[csv]"]))
     assert jobs.execute(cfg, tmp_path).status == "completed"
