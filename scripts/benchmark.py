@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_mlp import config, devices, model, problems, train
+from jax_mlp import config, devices, model, problems, run, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -413,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], help="contenders to skip (sklearn, pytorch, ...)")
     parser.add_argument("--data-parallel-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    unknown = [skip for skip in args.skip if not any(skip in name for name in CONTENDERS)]
+    if unknown:
+        run.exit_user_error(f"--skip {' '.join(unknown)}: no contender is named so; the contenders: "
+                            f"{', '.join(CONTENDERS)} (a part of a name is enough: sklearn, pytorch)")
     repeats = 1 if args.quick else args.repeats
     if args.data_parallel_child:
         data_parallel_child(args.quick, repeats)

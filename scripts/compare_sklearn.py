@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_mlp import config, jobs, problems
+from jax_mlp import config, jobs, problems, run
 from jax_mlp.data import CLASSIFICATION
+from jax_mlp.errors import UserError
 
 
 def sklearn_fit(problem: problems.Problem, hidden: list[int], seed: int) -> tuple[float, float]:
@@ -43,6 +44,19 @@ def sklearn_fit(problem: problems.Problem, hidden: list[int], seed: int) -> tupl
     return float(np.sqrt(np.mean((predicted - data.test.y[:, 0]) ** 2))), seconds
 
 
+def _config(experiment: str, seed: int) -> config.Config:
+    """``experiment=EXPERIMENT seed=SEED``; a mistake ends the script with one line and status 2."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return config.load(config.compose([f"experiment={experiment}", f"seed={seed}"]))
+    except (HydraException, OmegaConfBaseException) as error:
+        run.exit_user_error(config.describe_error(error))
+    except UserError as error:
+        run.exit_user_error(str(error))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default="digits")
@@ -52,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for seed in args.seeds:
-        cfg = config.load(config.compose([f"experiment={args.experiment}", f"seed={seed}"]))
+        cfg = _config(args.experiment, seed)
         problem = problems.prepare(cfg)  # loads the data once before timing, as scikit-learn gets it
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()

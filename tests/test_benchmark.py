@@ -2,20 +2,54 @@
 tested: these machines are too noisy for timed tests)."""
 
 import importlib.util
+import json
 import sys
 
 import pytest
 from conftest import ROOT
 
 
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "scripts" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmark"] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    yield module
+    yield _script("benchmark")
     del sys.modules["benchmark"]
+
+
+@pytest.fixture(scope="module")
+def compare():
+    yield _script("compare_sklearn")
+    del sys.modules["compare_sklearn"]
+
+
+def test_skipping_a_contender_that_does_not_exist_is_one_line_before_any_timing(bench, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--skip", "sklearn", "nothing"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        "jax_mlp: error: --skip nothing: no contender is named so; the contenders: jax_mlp fit, python loop + jit "
+        "step, hand-written lax.scan, pytorch eager, sklearn sgd (a part of a name is enough: sklearn, pytorch)\n")
+
+
+def test_compare_sklearn_scores_both_on_the_same_split(compare, tmp_path, capsys):
+    assert compare.main(["--experiment", "iris", "--seeds", "0", "--json", str(tmp_path / "c.json")]) == 0
+    table = json.loads((tmp_path / "c.json").read_text())
+    assert table["metric"] == "test accuracy" and [row["seed"] for row in table["rows"]] == [0]
+    for contender in ("jax_mlp", "sklearn"):  # 30 test flowers: at most 3 wrong
+        right = table["rows"][0][contender] * 30
+        assert right >= 27 and right == pytest.approx(round(right), abs=1e-4)
+    with pytest.raises(SystemExit) as stop:
+        compare.main(["--experiment", "foo"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == ("jax_mlp: error: experiment=foo is not a config option; choose one of digits, "
+                                       "iris, moons, sine\n")
 
 
 def test_rounds_time_every_contender_in_turn_and_the_slow_ones_once(bench):
