@@ -125,8 +125,16 @@ class SweepSummary(Callback):
         else:
             _write_sweep_summary(config, missing="failed")
         if interrupted and str(OmegaConf.select(config, "hydra.sweeper._target_")).endswith(RESUMABLE_SWEEPERS):
-            print("jax_mlp: to finish the sweep, run the same command with trainer.resume=true "
-                  f"hydra.sweep.dir={sweep_dir}", file=sys.stderr)
+            print(_how_to_finish(config, sweep_dir), file=sys.stderr)
+
+
+def _how_to_finish(config: DictConfig, sweep_dir: Path) -> str:
+    """The last line of a resumable sweep that a signal stopped."""
+    sweeper = config.hydra.sweeper
+    if str(sweeper._target_).endswith("OptunaSweeper") and None in (sweeper.storage, sweeper.study_name):
+        return ("jax_mlp: this Optuna search cannot be finished: its study is not stored under a name "
+                "(hydra.sweeper.storage and study_name; hparams_search=optuna sets both)")
+    return f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={sweep_dir}"
 
 
 def _write_sweep_summary(config: DictConfig, missing: str, started: str | None = None) -> None:

@@ -77,3 +77,62 @@ def test_a_running_trial_is_matched_to_the_newest_folder_of_its_values(tmp_path)
     sweeper._finish_running_trials(study, jobs, ["trainer.resume=true"])
     assert sweeper.hydras.sweeper.launcher.launched == []
     assert [(t.number, t.state.name, t.value) for t in study.trials] == [(0, "COMPLETE", 0.1), (1, "COMPLETE", 0.75)]
+
+
+def _sweeper_in(sweep_dir, resume: bool, storage: str | None = None, study_name: str | None = None):
+    """The wrapper over a stand-in of Hydra's sweeper that records the arguments it sweeps."""
+    from omegaconf import OmegaConf
+
+    sweeper = OptunaSweeper.__new__(OptunaSweeper)
+    impl = SimpleNamespace(storage=storage, study_name=study_name, n_trials=3, job_idx=0, sampler=None)
+    sweeper.hydras = SimpleNamespace(sweeper=impl, swept=[], sweep=lambda arguments: sweeper.hydras.swept.append(arguments))
+    sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}, "sweeper": {"sampler": {"seed": 0}}},
+                                       "trainer": {"resume": resume}})
+    return sweeper
+
+
+@pytest.mark.parametrize("storage, study_name, why", [
+    (None, None, "its study was kept in memory (hydra.sweeper.storage=null), and with it the trials' parameters"),
+    ("sqlite:///{tmp}/optuna.db", None, "its study has no name (hydra.sweeper.study_name=null), so it cannot be "
+                                        "found again"),
+    ("sqlite:///{tmp}/optuna.db", "other", "sqlite:///{tmp}/optuna.db holds no trials of a study named 'other'"),
+], ids=["in_memory", "unnamed", "not_stored"])
+def test_a_search_without_its_stored_study_is_not_resumed_over_its_job_folders(tmp_path, capsys, storage,
+                                                                                study_name, why):
+    # Hydra's sweeper drew new trials and resumed job 1's checkpoint with another trial's parameters.
+    _job_folder(tmp_path / "0", 0.1, "completed", 0.5)
+    _job_folder(tmp_path / "1", 0.2, "interrupted", "inf")
+    storage = storage and storage.format(tmp=tmp_path)
+    sweeper = _sweeper_in(tmp_path, resume=True, storage=storage, study_name=study_name)
+    with pytest.raises(SystemExit) as stop:
+        sweeper.sweep(["hydra.sweeper.n_trials=3"])
+    assert stop.value.code == 2 and sweeper.hydras.swept == []
+    assert capsys.readouterr().err == (
+        f"jax_mlp: error: trainer.resume=true cannot finish the Optuna search in {tmp_path}: {why.format(tmp=tmp_path)}; "
+        "a search resumes from a stored, named study (hparams_search=optuna keeps one in the sweep folder), or start "
+        "another in a new hydra.sweep.dir\n")
+
+
+def test_a_new_study_in_a_searched_folder_numbers_its_jobs_after_the_last(tmp_path):
+    # Hydra's sweeper numbered them from 0, over the earlier search's folders.
+    _job_folder(tmp_path / "0", 0.1, "completed", 0.5)
+    _job_folder(tmp_path / "3", 0.2, "completed", 0.25)
+    sweeper = _sweeper_in(tmp_path, resume=False)
+    sweeper.sweep(["optimizer.lr=interval(0.01,0.5)"])
+    assert sweeper.hydras.swept == [["optimizer.lr=interval(0.01,0.5)"]] and sweeper.hydras.sweeper.job_idx == 4
+
+
+def test_a_stopped_search_is_offered_a_finish_only_with_a_stored_named_study(tmp_path):
+    from omegaconf import OmegaConf
+
+    from jax_mlp import run
+
+    sweeper = {"_target_": "hydra_plugins.jax_mlp_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+               "storage": None, "study_name": "jax_mlp"}
+    config = OmegaConf.create({"hydra": {"sweeper": sweeper}})
+    assert run._how_to_finish(config, tmp_path) == (
+        "jax_mlp: this Optuna search cannot be finished: its study is not stored under a name "
+        "(hydra.sweeper.storage and study_name; hparams_search=optuna sets both)")
+    config.hydra.sweeper.storage = f"sqlite:///{tmp_path}/optuna.db"
+    assert run._how_to_finish(config, tmp_path) == (
+        f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}")

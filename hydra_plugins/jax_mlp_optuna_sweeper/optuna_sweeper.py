@@ -7,14 +7,17 @@ Two things Hydra's sweeper does not do:
   whose ``optuna.db`` holds it, or ``hydra.sweeper.storage`` pointing at another), Hydra's sweeper
   draws from a sampler seeded as before, so a seeded search asks for its first trials all over
   again, and numbers the job folders from 0 over the earlier ones. Here the seed is offset by the
-  number of trials the study holds, and the folders are numbered after the sweep folder's last.
+  number of trials the study holds, and the folders are numbered after the sweep folder's last (so
+  are a new study's, one kept in memory for instance, in a folder that holds an earlier search).
 - **Finishing a stopped search.** Ctrl-C stops a search with its trial in training saved
   (``interrupted``) and its study's trial left running; so are the trials of its batch that had
   finished (``hydra.sweeper.n_jobs`` > 1), since the sweeper tells a batch only once it has
   returned. With ``trainer.resume=true`` and the same sweep folder, the running trials whose job
   finished are told their objectives from its ``summary.json``, the others are trained again in
   their own folders, resuming from their checkpoints, and told; then the search asks for the trials
-  it still lacks: ``hydra.sweeper.n_trials`` counts every job folder of the sweep.
+  it still lacks: ``hydra.sweeper.n_trials`` counts every job folder of the sweep. A search whose
+  study was not stored (``hydra.sweeper.storage=null``) cannot be finished: its job folders are
+  refused with one line, rather than trained on with another trial's parameters.
 
 A running trial's folder is found by its overrides: the folder whose ``.hydra/overrides.yaml``
 holds each of the trial's parameter values, one without a finished ``summary.json`` first, else
@@ -49,15 +52,22 @@ class OptunaSweeper(Wrapping, Sweeper):
         assert self.config is not None
         impl = self.hydras.sweeper
         study = _stored_study(impl.storage, impl.study_name)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        jobs = _job_folders(sweep_dir)
+        resume = OmegaConf.select(self.config, "trainer.resume") is True
         if study is not None and study.trials:
-            sweep_dir = Path(str(self.config.hydra.sweep.dir))
-            jobs = _job_folders(sweep_dir)
-            if OmegaConf.select(self.config, "trainer.resume") is True:
+            if resume:
                 self._finish_running_trials(study, jobs, arguments)
                 impl.n_trials = max(0, impl.n_trials - len(jobs))
                 log.info("Optuna: %d of the sweep's trials are done; %d to go", len(jobs), impl.n_trials)
             impl.sampler = _offset_seed(impl.sampler, self.config.hydra.sweeper.sampler, len(study.trials))
-            impl.job_idx = max(jobs, default=-1) + 1
+        elif jobs and resume:
+            from jax_mlp.run import exit_user_error
+
+            exit_user_error(_no_study_to_finish(sweep_dir, impl.storage, impl.study_name))
+        # Job folders numbered after the sweep folder's last: Hydra's sweeper numbers them from 0,
+        # over an earlier search's (a study in memory, or another study, in the same folder).
+        impl.job_idx = max(jobs, default=-1) + 1
         return self.hydras.sweep(arguments)
 
     def _finish_running_trials(self, study: Any, jobs: Dict[int, Path], arguments: List[str]) -> None:
@@ -95,6 +105,20 @@ def _stored_study(storage: Optional[str], name: Optional[str]) -> Any:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:  # optuna's "no such study"
         return None
+
+
+def _no_study_to_finish(sweep_dir: Path, storage: Optional[str], name: Optional[str]) -> str:
+    """Why ``trainer.resume=true`` cannot finish the search in `sweep_dir`, which holds job folders
+    but no stored study of trials to match them to."""
+    if storage is None:
+        why = "its study was kept in memory (hydra.sweeper.storage=null), and with it the trials' parameters"
+    elif name is None:
+        why = "its study has no name (hydra.sweeper.study_name=null), so it cannot be found again"
+    else:
+        why = f"{storage} holds no trials of a study named {name!r}"
+    return (f"trainer.resume=true cannot finish the Optuna search in {sweep_dir}: {why}; a search resumes "
+            "from a stored, named study (hparams_search=optuna keeps one in the sweep folder), or start "
+            "another in a new hydra.sweep.dir")
 
 
 def _job_folders(sweep_dir: Path) -> Dict[int, Path]:
