@@ -177,6 +177,14 @@ def test_csv_unknown_column(tmp_path):
     assert _error("data=csv", f"data.path={path}", "data.target=z").endswith("has no column 'z'; its columns are a, b, y")
 
 
+def test_csv_target_among_the_features_is_refused(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n1,2,3\n")
+    assert _error("data=csv", f"data.path={path}", "data.target=y", "data.features=[a,y]") == (
+        f"{path}: column 'y' is both a target and a feature; leave it out of data.features (null: every column "
+        "but the targets)")
+
+
 def test_nonfinite_features_are_counted_and_located_or_dropped(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("a,b,y\n" + "".join(f"{i},{'nan' if i in (3, 5) else i},{i}\n" for i in range(20))

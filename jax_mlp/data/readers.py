@@ -78,6 +78,10 @@ def read_csv(cfg: Any, seed: int) -> Raw:
                     else [i for i in range(len(header)) if i not in target_cols])
     if not feature_cols:
         raise UserError(f"{file}: no feature columns are left besides the target")
+    both = [header[c] for c in dict.fromkeys(feature_cols) if c in target_cols]
+    if both:  # the target among the inputs: the model would learn to copy it
+        raise UserError(f"{file}: column {', '.join(map(repr, both))} is both a target and a feature; "
+                        "leave it out of data.features (null: every column but the targets)")
     for line, row in enumerate(rows, start=first_line):
         if len(row) != len(header):
             raise UserError(f"{file} line {line} has {len(row)} cells, the header has {len(header)}")
