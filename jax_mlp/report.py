@@ -54,7 +54,7 @@ def sweep_rows(sweep_dir: Path, missing: str = "failed", started: str | None = N
     rows = []
     for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
-        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        overrides = [o for o in yaml.safe_load(overrides_file.read_text()) or [] if not _resume_switch(o)]
         summary_file = job_dir / "summary.json"
         row: dict[str, Any] = {"job": str(job_dir.relative_to(sweep_dir)), "overrides": " ".join(overrides)}
         if summary_file.is_file():
@@ -70,6 +70,13 @@ def sweep_rows(sweep_dir: Path, missing: str = "failed", started: str | None = N
         rows.append(row)
     rows.sort(key=lambda r: (not math.isfinite(r["objective"]), r["objective"], r["job"]))
     return rows
+
+
+def _resume_switch(override: str) -> bool:
+    """Whether `override` is ``trainer.resume=true`` (or false), which a resumed sweep adds to every
+    job's overrides: how a job ran, not what it tried (Hydra's ``override_dirname`` leaves it out too)."""
+    key, _, value = override.partition("=")
+    return key.lstrip("+~") == "trainer.resume" and value.lower() in ("true", "false")
 
 
 def _cell(value: Any) -> str:

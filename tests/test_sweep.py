@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, corrupt_checkpoint, job_folder, read_jsonl, steps_saved
 
-from jax_mlp import config, jobs, sweep
+from jax_mlp import config, jobs, report, sweep
 from jax_mlp.data import load_dataset
 from jax_mlp.errors import UserError
 from jax_mlp.outputs import Outcome
@@ -251,7 +251,7 @@ SHARDED = """
 import json, signal, sys
 from pathlib import Path
 import jax, numpy as np
-from jax_mlp import config, jobs, sweep
+from jax_mlp import config, jobs, report, sweep
 from test_sweep import _StopAfter
 def group(*extra):
     return [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
@@ -448,6 +448,16 @@ def test_a_stopped_sweeps_table_tells_jobs_that_began_from_jobs_that_did_not(tmp
     # After an error (a job's bug), a job without a summary failed, begun or not.
     (tmp_path / "sweep_summary.csv").unlink()
     assert _stopped_sweep(tmp_path, interrupted=False) == {"0": "interrupted", "1": "failed", "2": "failed"}
+
+
+def test_a_resumed_sweeps_table_leaves_out_the_resume_switch(tmp_path):
+    job_folder(tmp_path / "0", ["optimizer.lr=0.1", "trainer.resume=true"], {"status": "completed", "objective": 0.5})
+    job_folder(tmp_path / "1", ["optimizer.lr=0.2", "trainer.resume=True", "trainer.resume_note=x"],
+               {"status": "completed", "objective": 0.25})
+    job_folder(tmp_path / "2", ["optimizer.lr=0.3", "trainer.resume=runs/x"], {"status": "completed", "objective": 1.0})
+    assert [(row["job"], row["overrides"]) for row in report.sweep_rows(tmp_path)] == [
+        ("1", "optimizer.lr=0.2 trainer.resume_note=x"), ("0", "optimizer.lr=0.1"),
+        ("2", "optimizer.lr=0.3 trainer.resume=runs/x")]  # a checkpoint to start from is what the job tried
 
 
 def test_a_sweep_stopped_before_any_job_trained_still_tables_its_jobs(tmp_path, capsys):
