@@ -192,8 +192,8 @@ def main() -> None:
                 raise
     except (HydraException, OmegaConfBaseException) as error:
         exit_user_error(config.describe_error(error))
-    except ValueError as error:  # Hydra's checks of its own flags: `-m --cfg job`, `--resolve` alone, `-sc`
-        if not _raised_by_hydra(error):
+    except ValueError as error:  # Hydra's checks of its flags (`-m --cfg job`), Optuna's of a search's space
+        if not _raised_by_hydra(error, also=("optuna",)):
             raise
         exit_user_error(config.describe_error(error))
     except OSError as error:
@@ -203,9 +203,10 @@ def main() -> None:
                         "another with hydra.run.dir=PATH (a sweep: hydra.sweep.dir=PATH)")
 
 
-def _raised_by_hydra(error: BaseException) -> bool:
-    """Whether `error` was raised in Hydra's code or one of its launchers' (making a run's or a
-    sweep's folder), rather than in ours: the innermost frame outside the standard library decides."""
+def _raised_by_hydra(error: BaseException, also: tuple[str, ...] = ()) -> bool:
+    """Whether `error` was raised in Hydra's code or one of its plugins' (making a run's or a
+    sweep's folder), or in one of the packages named in `also` that is imported (``optuna``: a
+    search's space), rather than in ours: the innermost frame outside the standard library decides."""
     import hydra
 
     stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -214,7 +215,8 @@ def _raised_by_hydra(error: BaseException) -> bool:
     if not outside:
         return False
     innermost = outside[-1]
-    return (innermost.is_relative_to(Path(hydra.__file__).parent)
+    packages = [hydra, *(sys.modules[name] for name in also if name in sys.modules)]
+    return (any(innermost.is_relative_to(Path(package.__file__).parent) for package in packages)
             or any(part.startswith("hydra_") and parent == "hydra_plugins"
                    for parent, part in zip(innermost.parts, innermost.parts[1:])))
 

@@ -59,6 +59,17 @@ def test_hydras_own_option_names_choose_the_wrappers(run_script, option, target,
     assert {key: chosen[key] for key in kept} == kept  # Hydra's defaults of the option
 
 
+@pytest.mark.parametrize("override, expected", [
+    ("optimizer.lr=interval(1,0.1)", "The `low` value must be smaller than or equal to the `high` value (low=1.0, "
+                                     "high=0.1)."),
+    ("hydra.sweeper.direction=up", "Please set either 'minimize' or 'maximize' to direction."),
+], ids=["interval", "direction"])
+def test_a_search_space_optuna_refuses_is_one_line(run_script, tmp_path, override, expected):
+    result = run_script("train.py", "-m", "hparams_search=optuna", f"hydra.sweep.dir={tmp_path}", override)
+    assert result.returncode == 2  # Optuna's ValueError ended in a traceback
+    assert result.stderr.startswith(f"jax_mlp: error: {expected}") and result.stderr.count("\n") == 1, result.stderr
+
+
 def test_an_optuna_search_records_its_best_trial(run_script, tmp_path):
     result = run_script("train.py", "-m", "hparams_search=optuna", "experiment=moons", f"hydra.sweep.dir={tmp_path}",
                         "hydra.sweeper.n_trials=6", "trainer.epochs=3")

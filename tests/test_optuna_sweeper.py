@@ -136,3 +136,12 @@ def test_a_stopped_search_is_offered_a_finish_only_with_a_stored_named_study(tmp
     config.hydra.sweeper.storage = f"sqlite:///{tmp_path}/optuna.db"
     assert run._how_to_finish(config, tmp_path) == (
         f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}")
+
+
+def test_a_search_of_no_trials_is_one_line(tmp_path, capsys):
+    sweeper = _sweeper_in(tmp_path, resume=False)
+    sweeper.hydras.sweeper.n_trials = 0
+    with pytest.raises(SystemExit) as stop:  # Hydra's sweeper failed on the best of no trials
+        sweeper.sweep([])
+    assert stop.value.code == 2 and sweeper.hydras.swept == []
+    assert capsys.readouterr().err == "jax_mlp: error: hydra.sweeper.n_trials must be a positive integer, got 0\n"

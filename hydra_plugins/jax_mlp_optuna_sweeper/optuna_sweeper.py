@@ -51,6 +51,10 @@ class OptunaSweeper(Wrapping, Sweeper):
     def sweep(self, arguments: List[str]) -> None:
         assert self.config is not None
         impl = self.hydras.sweeper
+        if impl.n_trials < 1:  # Hydra's sweeper then failed on the best of no trials: "Record does not exist."
+            from jax_mlp.run import exit_user_error
+
+            exit_user_error(f"hydra.sweeper.n_trials must be a positive integer, got {impl.n_trials}")
         study = _stored_study(impl.storage, impl.study_name)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         jobs = _job_folders(sweep_dir)
