@@ -79,6 +79,56 @@ def refuse_earlier_checkpoints(out_dirs: Sequence[Path]) -> None:
                     f"{steps[-1]}{also}; continue it with trainer.resume=true, or remove them to start afresh")
 
 
+#: What a sweep's job may change when it resumes: how long it trains and how it logs and saves,
+#: not what it trains (see `refuse_renumbered_jobs`).
+RESUME_MAY_CHANGE = ("trainer.resume", "trainer.steps", "trainer.epochs", "trainer.log_every", "trainer.eval_every",
+                     "trainer.steps_per_call", "trainer.checkpoint_every", "trainer.keep_checkpoints",
+                     "trainer.progress", "trainer.plots", "trainer.compilation_cache", "trainer.cache_dir",
+                     "trainer.platform", "logger", "distributed")
+
+
+def refuse_renumbered_jobs(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> None:
+    """For a resumed sweep's jobs that continue the checkpoints in `out_dirs`: refuses one whose
+    folder's ``summary.json`` records a run of other values (beyond `RESUME_MAY_CHANGE`). A value
+    added inside a sweep's list renumbers the jobs after it, and each would train on from another
+    job's checkpoint. A job whose earlier run wrote no summary (it was killed) is not checked.
+
+    Raises:
+      UserError: naming the folder and the first value that differs.
+    """
+    for cfg, out_dir in zip(cfgs, out_dirs):
+        summary = Path(out_dir) / "summary.json"
+        if not summary.is_file():
+            continue
+        saved = config.from_saved(json.loads(summary.read_text())["config"])
+        before, now = _flat(dataclasses.asdict(saved)), _flat(dataclasses.asdict(cfg))
+        changed = [key for key in now if before.get(key) != now[key]
+                   and not any(key == k or key.startswith(k + ".") for k in RESUME_MAY_CHANGE)]
+        if changed:
+            key = changed[0]
+            raise UserError(
+                f"{out_dir} holds the checkpoints of a run with {key}={_value(before.get(key))}, but this sweep's "
+                f"job there has {key}={_value(now[key])}; resume a sweep with the values that saved it (a value "
+                "added inside a list renumbers the jobs after it: add new ones at the end), or sweep in a new "
+                "hydra.sweep.dir")
+
+
+def _flat(values: dict, prefix: str = "") -> dict[str, object]:
+    """Nested dicts as one dict of dotted keys (``{"optimizer": {"lr": 0.1}}`` -> ``optimizer.lr``)."""
+    flat: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _value(value: object) -> str:
+    """A config value as an override writes it."""
+    return value if isinstance(value, str) else json.dumps(value).replace(" ", "")
+
+
 def has_checkpoint(cfg: config.Config, out_dir: Path) -> bool:
     """Whether the run's checkpoints folder holds a checkpoint (see `newest_checkpoint_step`)."""
     return newest_checkpoint_step(cfg, out_dir) is not None

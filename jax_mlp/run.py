@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from jax_mlp import config, devices, hydra_mode, interrupts, report
 from jax_mlp.errors import EXIT_USER_ERROR, UserError
-from jax_mlp.jobs import execute, has_checkpoint
+from jax_mlp.jobs import execute, has_checkpoint, refuse_renumbered_jobs
 from jax_mlp.logging import progress_wanted
 from jax_mlp.outputs import NOT_STARTED, UNFINISHED
 
@@ -83,8 +83,12 @@ def run(cfg: DictConfig) -> float:
 def _resumed_in_sweep(checked: config.Config, out_dir: Path) -> config.Config:
     """A sweep's job: with ``trainer.resume=true`` and no checkpoint in `out_dir`, the config
     without it (the job starts from step 0), so that rerunning a stopped sweep finishes it; else
-    `checked` as it is. A single run without a checkpoint is refused instead."""
-    if checked.trainer.resume is not True or has_checkpoint(checked, out_dir):
+    `checked` as it is. A single run without a checkpoint is refused instead, and so is a job whose
+    checkpoints a run of other values saved (`refuse_renumbered_jobs`)."""
+    if checked.trainer.resume is not True:
+        return checked
+    if has_checkpoint(checked, out_dir):
+        refuse_renumbered_jobs([checked], [out_dir])
         return checked
     log.info("trainer.resume: no checkpoint in %s; this job of the sweep starts from step 0", out_dir)
     return dataclasses.replace(checked, trainer=dataclasses.replace(checked.trainer, resume=False))

@@ -293,12 +293,15 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
 
     Raises:
       UserError: before any training, if a group's runs cannot be swept or do not fit their data
-        (`check_groups`), or a run that starts from step 0 would find an earlier run's checkpoints
-        in its folder (`jobs.refuse_earlier_checkpoints`).
+        (`check_groups`), a run that starts from step 0 would find an earlier run's checkpoints
+        in its folder (`jobs.refuse_earlier_checkpoints`), or one that resumes would continue the
+        checkpoints of a run of other values (`jobs.refuse_renumbered_jobs`).
     """
     resume_steps = [jobs.newest_checkpoint_step(cfg, out_dir) if cfg.trainer.resume is True else None
                     for cfg, out_dir in zip(cfgs, out_dirs)]
     jobs.refuse_earlier_checkpoints([out_dir for out_dir, step in zip(out_dirs, resume_steps) if step is None])
+    resumed = [i for i, step in enumerate(resume_steps) if step is not None]
+    jobs.refuse_renumbered_jobs([cfgs[i] for i in resumed], [out_dirs[i] for i in resumed])
     groups = group_runs(cfgs, max_batch, resume_steps)
     datasets = DataSets()
     check_groups([cfgs[members[0]] for members in groups], datasets)

@@ -143,6 +143,12 @@ def test_a_sweep_resumed_with_another_data_set_optimizer_or_precision_is_refused
     out_dirs = [tmp_path / "0", tmp_path / "1"]
     sweep.execute_all(cfgs(), out_dirs)
     saved = steps_saved(out_dirs[0])
+    key, _, value = change.partition("=")
+    with pytest.raises(UserError, match=rf"holds the checkpoints of a run with {key}\S*=\S+, but this sweep's job "
+                                        rf"there has {key}\S*={value}; resume a sweep with the values that saved it"):
+        sweep.execute_all(cfgs(change, "trainer.resume=true"), out_dirs)  # from the jobs' summary.json
+    for out_dir in out_dirs:  # killed runs write none: their checkpoints' metadata tell
+        (out_dir / "summary.json").unlink()
     with pytest.raises(UserError) as refused:
         sweep.execute_all(cfgs(change, "trainer.resume=true"), out_dirs)
     assert str(refused.value) == (

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, corrupt_checkpoint, job_folder, read_jsonl, steps_saved
 
-from jax_mlp import config, jobs, report, sweep
+from jax_mlp import config, jobs, report, run, sweep
 from jax_mlp.data import load_dataset
 from jax_mlp.errors import UserError
 from jax_mlp.outputs import Outcome
@@ -166,6 +166,31 @@ def test_a_stopped_group_saves_each_run_and_resumes_to_identical_params(tmp_path
     assert json.loads((tmp_path / "run1" / "summary.json").read_text())["steps"] == 50  # diverged there, not at 200
 
 
+def test_a_resumed_sweep_whose_values_moved_to_other_jobs_is_refused_before_training(tmp_path):
+    # optimizer.lr=0.1,0.2 stopped, then resumed as optimizer.lr=0.1,0.15,0.2: job 1 would have trained
+    # on from lr 0.2's checkpoint with lr 0.15.
+    common = ["trainer.log_every=10", "trainer.checkpoint_every=10", "trainer.steps=20"]
+    sweep.execute_all([_cfg(*common, f"optimizer.lr={lr}") for lr in (0.1, 0.2)], [tmp_path / "0", tmp_path / "1"])
+    before = (tmp_path / "1" / "params.npz").read_bytes()
+    renumbered = [_cfg(*common, f"optimizer.lr={lr}", "trainer.resume=true") for lr in (0.1, 0.15, 0.2)]
+    with pytest.raises(UserError) as refused:
+        sweep.execute_all(renumbered, [tmp_path / str(i) for i in range(3)])
+    assert str(refused.value) == (
+        f"{tmp_path / '1'} holds the checkpoints of a run with optimizer.lr=0.2, but this sweep's job there has "
+        "optimizer.lr=0.15; resume a sweep with the values that saved it (a value added inside a list renumbers the "
+        "jobs after it: add new ones at the end), or sweep in a new hydra.sweep.dir")
+    assert (tmp_path / "1" / "params.npz").read_bytes() == before and not (tmp_path / "2").exists()
+    with pytest.raises(UserError, match=r"^\S+ holds the checkpoints of a run with optimizer.lr=0.2, but"):
+        run._resumed_in_sweep(renumbered[1], tmp_path / "1")  # each job of Hydra's basic sweeper
+    # Longer, logged and saved otherwise: the same jobs, which resume.
+    longer = [_cfg("trainer.log_every=20", "trainer.checkpoint_every=20", "trainer.steps=40", f"optimizer.lr={lr}",
+                   "trainer.resume=true", "logger=[jsonl,csv]") for lr in (0.1, 0.2)]
+    assert [o.status for o in sweep.execute_all(longer, [tmp_path / "0", tmp_path / "1"])] == ["completed"] * 2
+    # So does a job whose earlier run left no summary (killed): nothing to compare.
+    (tmp_path / "1" / "summary.json").unlink()
+    jobs.refuse_renumbered_jobs([renumbered[1]], [tmp_path / "1"])
+
+
 def test_a_job_of_a_vmap_sweep_resumes_alone_from_its_checkpoint(tmp_path, caplog):
     common = ["trainer.precision=float64", "trainer.log_every=10", "trainer.checkpoint_every=10"]
     sweep.execute_all([_cfg(*common, "trainer.steps=20", f"seed={s}") for s in (0, 1)],
@@ -251,7 +276,7 @@ SHARDED = """
 import json, signal, sys
 from pathlib import Path
 import jax, numpy as np
-from jax_mlp import config, jobs, report, sweep
+from jax_mlp import config, jobs, report, run, sweep
 from test_sweep import _StopAfter
 def group(*extra):
     return [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
