@@ -85,6 +85,8 @@ RESUME_MAY_CHANGE = ("trainer.resume", "trainer.steps", "trainer.epochs", "train
                      "trainer.steps_per_call", "trainer.checkpoint_every", "trainer.keep_checkpoints",
                      "trainer.progress", "trainer.plots", "trainer.compilation_cache", "trainer.cache_dir",
                      "trainer.platform", "logger", "distributed")
+LENGTH = ("trainer.steps", "trainer.epochs")
+FINISHED = ("completed", "diverged")  # summary.json statuses of a run that has nothing left to train
 
 
 def refuse_renumbered_jobs(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> None:
@@ -97,20 +99,43 @@ def refuse_renumbered_jobs(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
       UserError: naming the folder and the first value that differs.
     """
     for cfg, out_dir in zip(cfgs, out_dirs):
-        summary = Path(out_dir) / "summary.json"
-        if not summary.is_file():
-            continue
-        saved = config.from_saved(json.loads(summary.read_text())["config"])
-        before, now = _flat(dataclasses.asdict(saved)), _flat(dataclasses.asdict(cfg))
-        changed = [key for key in now if before.get(key) != now[key]
-                   and not any(key == k or key.startswith(k + ".") for k in RESUME_MAY_CHANGE)]
+        summary = _summary(out_dir)
+        changed = _changed_values(summary, cfg, RESUME_MAY_CHANGE) if summary else []
         if changed:
-            key = changed[0]
+            key, before, now = changed[0]
             raise UserError(
-                f"{out_dir} holds the checkpoints of a run with {key}={_value(before.get(key))}, but this sweep's "
-                f"job there has {key}={_value(now[key])}; resume a sweep with the values that saved it (a value "
-                "added inside a list renumbers the jobs after it: add new ones at the end), or sweep in a new "
-                "hydra.sweep.dir")
+                f"{out_dir} holds the checkpoints of a run with {key}={before}, but this sweep's job there has "
+                f"{key}={now}; resume a sweep with the values that saved it (a value added inside a list "
+                "renumbers the jobs after it: add new ones at the end), or sweep in a new hydra.sweep.dir")
+
+
+def finished_run(cfg: config.Config, out_dir: Path) -> Outcome | None:
+    """For a job of a sweep resumed with ``trainer.resume=true``: the `Outcome` that its folder's
+    ``summary.json`` records when a run of the same values and length (beyond how it logs and
+    saves) finished there, ``completed`` or ``diverged``, so that finishing a stopped sweep does not
+    train its finished jobs again; else None."""
+    summary = _summary(out_dir) if cfg.trainer.resume is True else None
+    if not summary or summary.get("status") not in FINISHED:
+        return None
+    may_change = tuple(key for key in RESUME_MAY_CHANGE if key not in LENGTH)
+    if _changed_values(summary, cfg, may_change):
+        return None
+    return Outcome(float(summary["objective"]), summary["status"])
+
+
+def _summary(out_dir: Path) -> dict | None:
+    """The run folder's ``summary.json``, or None when it has none."""
+    path = Path(out_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _changed_values(summary: dict, cfg: config.Config, may_change: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(key, value in `summary`'s config, value in `cfg`) of each value that differs, keys under
+    `may_change` aside; values as an override writes them."""
+    saved = config.from_saved(summary["config"])
+    before, now = _flat(dataclasses.asdict(saved)), _flat(dataclasses.asdict(cfg))
+    return [(key, _value(before.get(key)), _value(value)) for key, value in now.items()
+            if before.get(key) != value and not any(key == k or key.startswith(k + ".") for k in may_change)]
 
 
 def _flat(values: dict, prefix: str = "") -> dict[str, object]:

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from jax_mlp import config, devices, hydra_mode, interrupts, report
 from jax_mlp.errors import EXIT_USER_ERROR, UserError
-from jax_mlp.jobs import execute, has_checkpoint, refuse_renumbered_jobs
+from jax_mlp.jobs import execute, finished_run, has_checkpoint, refuse_renumbered_jobs
 from jax_mlp.logging import progress_wanted
 from jax_mlp.outputs import NOT_STARTED, UNFINISHED
 
@@ -64,6 +64,10 @@ def run(cfg: DictConfig) -> float:
             log.info("not started: the sweep is stopping")
             return math.inf
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun and (finished := finished_run(checked, out_dir)) is not None:
+        log.info("this job of the sweep finished before it stopped (%s, objective %g); not trained again",
+                 finished.status, finished.objective)
+        return finished.objective
     if multirun:
         checked = _resumed_in_sweep(checked, out_dir)
     shown = sys.stderr if progress_wanted(checked.trainer.progress, sys.stderr, multirun) else None

@@ -287,6 +287,9 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
                 interrupts: Interrupts | None = None) -> list[Outcome]:
     """Trains every run, group by group (see `group_runs`); returns their outcomes in order.
 
+    Resuming (``trainer.resume=true``), a job that finished before is not trained again: its
+    outcome is read back (`jobs.finished_run`).
+
     Once `interrupts` records a signal, the group in training stops at the end of its current
     compiled span (its runs save a checkpoint and are ``interrupted``) and no later group starts
     (theirs ``not started``, with nothing written beyond their folders' ``.hydra/``).
@@ -297,15 +300,18 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
         in its folder (`jobs.refuse_earlier_checkpoints`), or one that resumes would continue the
         checkpoints of a run of other values (`jobs.refuse_renumbered_jobs`).
     """
-    resume_steps = [jobs.newest_checkpoint_step(cfg, out_dir) if cfg.trainer.resume is True else None
-                    for cfg, out_dir in zip(cfgs, out_dirs)]
-    jobs.refuse_earlier_checkpoints([out_dir for out_dir, step in zip(out_dirs, resume_steps) if step is None])
-    resumed = [i for i, step in enumerate(resume_steps) if step is not None]
+    outcomes: list[Outcome | None] = [jobs.finished_run(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs)]
+    if any(outcomes):
+        log.info("%d jobs of the sweep finished before it stopped; not trained again", sum(map(bool, outcomes)))
+    todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    resume_steps = [jobs.newest_checkpoint_step(cfgs[i], out_dirs[i]) if cfgs[i].trainer.resume is True else None
+                    for i in todo]
+    jobs.refuse_earlier_checkpoints([out_dirs[i] for i, step in zip(todo, resume_steps) if step is None])
+    resumed = [i for i, step in zip(todo, resume_steps) if step is not None]
     jobs.refuse_renumbered_jobs([cfgs[i] for i in resumed], [out_dirs[i] for i in resumed])
-    groups = group_runs(cfgs, max_batch, resume_steps)
+    groups = [[todo[k] for k in members] for members in group_runs([cfgs[i] for i in todo], max_batch, resume_steps)]
     datasets = DataSets()
     check_groups([cfgs[members[0]] for members in groups], datasets)
-    outcomes: list[Outcome | None] = [None] * len(cfgs)
     for members in groups:
         datasets.keep_only(cfgs[i] for i in members)
         if interrupts is not None and interrupts.arrived():
