@@ -86,7 +86,6 @@ RESUME_MAY_CHANGE = ("trainer.resume", "trainer.steps", "trainer.epochs", "train
                      "trainer.progress", "trainer.plots", "trainer.compilation_cache", "trainer.cache_dir",
                      "trainer.platform", "logger", "distributed")
 LENGTH = ("trainer.steps", "trainer.epochs")
-FINISHED = ("completed", "diverged")  # summary.json statuses of a run that has nothing left to train
 
 
 def refuse_renumbered_jobs(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> None:
@@ -112,10 +111,11 @@ def refuse_renumbered_jobs(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
 def finished_run(cfg: config.Config, out_dir: Path) -> Outcome | None:
     """For a job of a sweep resumed with ``trainer.resume=true``: the `Outcome` that its folder's
     ``summary.json`` records when a run of the same values and length (beyond how it logs and
-    saves) finished there, ``completed`` or ``diverged``, so that finishing a stopped sweep does not
-    train its finished jobs again; else None."""
+    saves) completed there, so that finishing a stopped sweep does not train its completed jobs
+    again; else None. A diverged run resumes as before: a stopped vmap group saved it at the stop,
+    and it trains on with its group to the params an unstopped sweep leaves."""
     summary = _summary(out_dir) if cfg.trainer.resume is True else None
-    if not summary or summary.get("status") not in FINISHED:
+    if not summary or summary.get("status") != "completed":
         return None
     may_change = tuple(key for key in RESUME_MAY_CHANGE if key not in LENGTH)
     if _changed_values(summary, cfg, may_change):

@@ -65,8 +65,8 @@ def run(cfg: DictConfig) -> float:
             return math.inf
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun and (finished := finished_run(checked, out_dir)) is not None:
-        log.info("this job of the sweep finished before it stopped (%s, objective %g); not trained again",
-                 finished.status, finished.objective)
+        log.info("this job of the sweep completed before it stopped (objective %g); not trained again",
+                 finished.objective)
         return finished.objective
     if multirun:
         checked = _resumed_in_sweep(checked, out_dir)

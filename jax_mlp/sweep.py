@@ -287,7 +287,7 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
                 interrupts: Interrupts | None = None) -> list[Outcome]:
     """Trains every run, group by group (see `group_runs`); returns their outcomes in order.
 
-    Resuming (``trainer.resume=true``), a job that finished before is not trained again: its
+    Resuming (``trainer.resume=true``), a job that completed before is not trained again: its
     outcome is read back (`jobs.finished_run`).
 
     Once `interrupts` records a signal, the group in training stops at the end of its current
@@ -302,7 +302,7 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
     """
     outcomes: list[Outcome | None] = [jobs.finished_run(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs)]
     if any(outcomes):
-        log.info("%d jobs of the sweep finished before it stopped; not trained again", sum(map(bool, outcomes)))
+        log.info("%d jobs of the sweep completed before it stopped; not trained again", sum(map(bool, outcomes)))
     todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
     resume_steps = [jobs.newest_checkpoint_step(cfgs[i], out_dirs[i]) if cfgs[i].trainer.resume is True else None
                     for i in todo]

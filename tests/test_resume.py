@@ -295,7 +295,7 @@ def test_a_sweep_in_folders_named_by_overrides_resumes_in_them(run_script, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == folders
     for folder in folders:  # each found its finished run again (before, new folders started from step 0)
-        assert "this job of the sweep finished before it stopped (completed" in (tmp_path / folder / "train.log").read_text()
+        assert "this job of the sweep completed before it stopped (objective" in (tmp_path / folder / "train.log").read_text()
 
 
 def test_tree_difference_names_the_first_leaf_that_differs_params_first():

@@ -155,9 +155,9 @@ def test_a_stopped_group_saves_each_run_and_resumes_to_identical_params(tmp_path
                     for lr, seed in ((0.1, 0), (1000.0, 1), (0.05, 2))]
     caplog.set_level("INFO", logger="jax_mlp")
     resumed = sweep.execute_all(resumed_cfgs, [tmp_path / f"run{i}" for i in range(3)])
-    # The diverged run has nothing left to train; the other two resume as one program.
-    assert "1 jobs of the sweep finished before it stopped; not trained again" in caplog.text
-    assert f"resuming 2 runs from step {100 if corrupt else 150}" in caplog.text
+    # The diverged run resumes with its group, to the params an unstopped sweep leaves.
+    assert "not trained again" not in caplog.text
+    assert f"resuming 3 runs from step {100 if corrupt else 150}" in caplog.text
     assert (f"checkpoint {tmp_path / 'run2' / 'checkpoints' / '150'} is unreadable" in caplog.text) == corrupt
     assert [o.status for o in resumed] == [o.status for o in whole] == ["completed", "diverged", "completed"]
     for i in range(3):
@@ -197,13 +197,13 @@ def test_finishing_a_sweep_does_not_train_its_finished_jobs_again(tmp_path, capl
     out_dirs = [tmp_path / "0", tmp_path / "1"]
     done = sweep.execute_all([_cfg("trainer.steps=20", f"optimizer.lr={lr}") for lr in (0.1, 1000.0)], out_dirs)
     assert [o.status for o in done] == ["completed", "diverged"]
-    written = {path: path.stat().st_mtime_ns for out_dir in out_dirs for path in out_dir.iterdir()}
+    written = {path: path.stat().st_mtime_ns for path in out_dirs[0].iterdir()}
     caplog.set_level("INFO", logger="jax_mlp")
     again = sweep.execute_all([_cfg("trainer.steps=20", f"optimizer.lr={lr}", "trainer.resume=true",
                                     "trainer.progress=false") for lr in (0.1, 1000.0)], out_dirs)
     assert [(o.status, o.objective) for o in again] == [(o.status, o.objective) for o in done]
-    assert "2 jobs of the sweep finished before it stopped; not trained again" in caplog.text
-    assert {path: path.stat().st_mtime_ns for out_dir in out_dirs for path in out_dir.iterdir()} == written
+    assert "1 jobs of the sweep completed before it stopped; not trained again" in caplog.text
+    assert {path: path.stat().st_mtime_ns for path in out_dirs[0].iterdir()} == written  # the diverged one trained
     # A longer run has steps left: without a checkpoint it starts again from step 0.
     longer = sweep.execute_all([_cfg("trainer.steps=30", "optimizer.lr=0.1", "trainer.resume=true")], out_dirs[:1])
     assert longer[0].status == "completed" and json.loads((out_dirs[0] / "summary.json").read_text())["steps"] == 30
