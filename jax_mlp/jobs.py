@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_mlp import checkpoint, config, devices, model, optim, train
+from jax_mlp import checkpoint, config, devices, model, optim, report, train
 from jax_mlp.data import Scaling
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
@@ -98,7 +98,7 @@ def refuse_renumbered_jobs(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
       UserError: naming the folder and the first value that differs.
     """
     for cfg, out_dir in zip(cfgs, out_dirs):
-        summary = _summary(out_dir)
+        summary = report.read_summary(out_dir)
         changed = _changed_values(summary, cfg, RESUME_MAY_CHANGE) if summary else []
         if changed:
             key, before, now = changed[0]
@@ -114,19 +114,13 @@ def finished_run(cfg: config.Config, out_dir: Path) -> Outcome | None:
     saves) completed there, so that finishing a stopped sweep does not train its completed jobs
     again; else None. A diverged run resumes as before: a stopped vmap group saved it at the stop,
     and it trains on with its group to the params an unstopped sweep leaves."""
-    summary = _summary(out_dir) if cfg.trainer.resume is True else None
+    summary = report.read_summary(out_dir) if cfg.trainer.resume is True else None
     if not summary or summary.get("status") != "completed":
         return None
     may_change = tuple(key for key in RESUME_MAY_CHANGE if key not in LENGTH)
     if _changed_values(summary, cfg, may_change):
         return None
     return Outcome(float(summary["objective"]), summary["status"])
-
-
-def _summary(out_dir: Path) -> dict | None:
-    """The run folder's ``summary.json``, or None when it has none."""
-    path = Path(out_dir) / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _changed_values(summary: dict, cfg: config.Config, may_change: Sequence[str]) -> list[tuple[str, str, str]]:
@@ -297,13 +291,12 @@ def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
       UserError: no such run folder or file.
     """
     run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
+    summary = report.read_summary(run_dir)
+    if summary is None:
         if (run_dir / "multirun.yaml").is_file():
             raise UserError(f"{run_dir} is a sweep's folder; give one of its jobs' folders ({run_dir / '0'}, ...); "
                             "its sweep_summary.md holds every job's final metrics")
         raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
-    summary = json.loads(summary_path.read_text())
     cfg = on_this_machine(config.from_saved(summary["config"]), summary.get("working_dir"))
     start_runtime(cfg.trainer)
     scaling_path = run_dir / "scaling.json"

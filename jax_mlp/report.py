@@ -22,6 +22,12 @@ def json_number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """A run folder's ``summary.json`` as a dict, or None when the run wrote none (yet)."""
+    path = Path(run_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def write_record(path: Path, record: dict[str, Any]) -> None:
     """Writes a run's record (``summary.json``, ``eval.json``) as JSON, atomically; top-level
     non-finite floats become strings ("inf", "nan")."""
@@ -55,10 +61,8 @@ def sweep_rows(sweep_dir: Path, missing: str = "failed", started: str | None = N
     for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
         overrides = [o for o in yaml.safe_load(overrides_file.read_text()) or [] if not _resume_switch(o)]
-        summary_file = job_dir / "summary.json"
         row: dict[str, Any] = {"job": str(job_dir.relative_to(sweep_dir)), "overrides": " ".join(overrides)}
-        if summary_file.is_file():
-            summary = json.loads(summary_file.read_text())
+        if (summary := read_summary(job_dir)) is not None:
             row["status"] = summary.get("status", "unknown")
             row["objective"] = float(summary.get("objective", math.inf))
             for key, value in summary.items():

@@ -26,7 +26,6 @@ the newest.
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -35,6 +34,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
 from jax_mlp.plugin_wrappers import Wrapping
+from jax_mlp.report import read_summary
 
 log = logging.getLogger(__name__)
 FINISHED = ("completed", "diverged")  # summary.json statuses of a job whose trial was told
@@ -132,15 +132,9 @@ def _job_folders(sweep_dir: Path) -> Dict[int, Path]:
     return {int(p.name): p for p in sweep_dir.iterdir() if p.name.isdigit() and (p / ".hydra").is_dir()}
 
 
-def _summary(job_dir: Path) -> Dict[str, Any]:
-    """The job's ``summary.json`` ({} when it wrote none)."""
-    summary = job_dir / "summary.json"
-    return json.loads(summary.read_text()) if summary.is_file() else {}
-
-
 def _finished_objective(job_dir: Path) -> Optional[float]:
     """The objective of a job that finished (``completed``, or ``diverged``: inf), else None."""
-    summary = _summary(job_dir)
+    summary = read_summary(job_dir) or {}
     return float(summary["objective"]) if summary.get("status") in FINISHED else None
 
 
