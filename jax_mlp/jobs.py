@@ -126,10 +126,16 @@ def finished_run(cfg: config.Config, out_dir: Path) -> Outcome | None:
 def _changed_values(summary: dict, cfg: config.Config, may_change: Sequence[str]) -> list[tuple[str, str, str]]:
     """(key, value in `summary`'s config, value in `cfg`) of each value that differs, keys under
     `may_change` aside; values as an override writes them."""
-    saved = config.from_saved(summary["config"])
-    before, now = _flat(dataclasses.asdict(saved)), _flat(dataclasses.asdict(cfg))
+    before, now = _flat(summary["config"]), _flat(_as_saved(cfg))
+    if not now.keys() <= before.keys():  # a summary of an older schema: read it as today's (about 20 ms)
+        before = _flat(_as_saved(config.from_saved(summary["config"])))
     return [(key, _value(before.get(key)), _value(value)) for key, value in now.items()
             if before.get(key) != value and not any(key == k or key.startswith(k + ".") for k in may_change)]
+
+
+def _as_saved(cfg: config.Config) -> dict:
+    """`cfg` as ``summary.json`` holds it (JSON's lists and numbers)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
 def _flat(values: dict, prefix: str = "") -> dict[str, object]:

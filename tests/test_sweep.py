@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -207,6 +208,16 @@ def test_finishing_a_sweep_does_not_train_its_finished_jobs_again(tmp_path, capl
     # A longer run has steps left: without a checkpoint it starts again from step 0.
     longer = sweep.execute_all([_cfg("trainer.steps=30", "optimizer.lr=0.1", "trainer.resume=true")], out_dirs[:1])
     assert longer[0].status == "completed" and json.loads((out_dirs[0] / "summary.json").read_text())["steps"] == 30
+
+
+def test_a_summary_of_an_older_schema_is_compared_as_todays(tmp_path):
+    cfg = _cfg("optimizer.lr=0.1", "trainer.resume=true")
+    saved = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    del saved["trainer"]["precision"]  # runs saved before trainer.precision said trainer.x64
+    for x64, expected in ((False, Outcome(0.5, "completed")), (True, None)):
+        saved["trainer"]["x64"] = x64
+        (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "objective": 0.5, "config": saved}))
+        assert jobs.finished_run(cfg, tmp_path) == expected
 
 
 def test_a_job_of_a_vmap_sweep_resumes_alone_from_its_checkpoint(tmp_path, caplog):
