@@ -250,7 +250,43 @@ def test_npz_features_of_another_rank_say_how_to_reshape_them(tmp_path, shape, h
     path = tmp_path / "d.npz"
     np.savez(path, x=np.zeros(shape), y=np.zeros(10))
     assert _error("data=npz", f"data.path={path}") == (
-        f"{path}: 'x' must be a 2-D numeric array (samples x features), got float64 of shape {list(shape)}{hint}")
+        f"{path}: 'x' must be a 2-D array of real numbers (samples x features), got float64 of shape {list(shape)}{hint}")
+
+
+@pytest.mark.parametrize("x, y, task, message", [
+    # complex features or targets would lose their imaginary parts, dates would become day counts
+    (np.ones((6, 2), np.complex64), np.ones(6), "regression",
+     "'x' must be a 2-D array of real numbers (samples x features), got complex64 of shape [6, 2]"),
+    (np.ones((6, 0)), np.ones(6), "regression",
+     "'x' must be a 2-D array of real numbers (samples x features), got float64 of shape [6, 0]"),
+    (np.ones((6, 2)), np.ones(6, np.complex128), "regression", "'y' must hold real numbers for regression, got complex128"),
+    (np.ones((6, 2)), np.array(["2020-01-01"] * 6, "datetime64[D]"), "regression",
+     "'y' must hold real numbers for regression, got datetime64[D]"),
+    (np.ones((6, 2)), np.array(list("abcabc")), "regression",
+     "'y' must hold real numbers for regression, got <U1; for class labels set data.task=classification"),
+    (np.ones((6, 2)), np.ones((6, 2, 2)), "regression",
+     "'y' must hold one target a sample (shape [n]) or a row of targets ([n, k]), got shape [6, 2, 2]"),
+    (np.ones((6, 2)), np.ones((6, 0)), "regression",
+     "'y' must hold one target a sample (shape [n]) or a row of targets ([n, k]), got shape [6, 0]"),
+    (np.ones((6, 2)), np.ones((6, 2, 1)), "classification",
+     "'y' must hold one target a sample (shape [n]) or a row of targets ([n, k]), got shape [6, 2, 1]"),
+    (np.ones((6, 2)), np.ones(6, np.complex64), "classification",
+     "'y' must hold class labels (whole numbers or text), got complex64"),
+    (np.ones((6, 2)), np.float64(1), "regression", "'x' has 6 rows but 'y' has none (a scalar)"),
+])
+def test_npz_arrays_that_would_be_misread_are_refused(tmp_path, x, y, task, message):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=x, y=y)
+    assert _error("data=npz", f"data.path={path}", f"data.task={task}") == f"{path}: {message}"
+
+
+def test_npz_labels_may_be_text_or_booleans(tmp_path):
+    path = tmp_path / "d.npz"
+    for labels, names in ((np.array(list("baabab")), ("a", "b")), (np.arange(6) % 2 == 0, ("0", "1"))):
+        np.savez(path, x=np.arange(12.0).reshape(6, 2), y=labels)
+        data = _load("data=npz", f"data.path={path}", "data.task=classification", "data.val_fraction=0",
+                     "data.test_fraction=0", "data.standardize=false")
+        assert data.class_names == names and sorted(data.train.y.tolist()) == [0, 0, 0, 1, 1, 1]
 
 
 def test_csv_as_spreadsheets_save_it_byte_order_mark_tabs_and_empty_cells(tmp_path):

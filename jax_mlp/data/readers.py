@@ -131,20 +131,44 @@ def read_npz(cfg: Any, seed: int) -> Raw:
     for key in (cfg.x_key, cfg.y_key):
         if key not in arrays:
             raise UserError(f"{file} has no array {key!r}; it has {', '.join(sorted(arrays)) or 'none'}")
-    x = arrays[cfg.x_key]
-    numeric = np.issubdtype(x.dtype, np.number)
-    if x.ndim != 2 or not numeric:
+    x, y = arrays[cfg.x_key], arrays[cfg.y_key]
+    real = x.dtype.kind in REAL_KINDS
+    if x.ndim != 2 or not real or x.shape[1] == 0:
         hint = ""
-        if numeric and x.ndim == 1:
+        if real and x.ndim == 1:
             hint = "; for one feature a sample, save x[:, None]"
-        elif numeric and x.ndim > 2:
+        elif real and x.ndim > 2:
             hint = "; flatten each sample: save x.reshape(len(x), -1)"
-        raise UserError(f"{file}: {cfg.x_key!r} must be a 2-D numeric array (samples x features), got "
+        raise UserError(f"{file}: {cfg.x_key!r} must be a 2-D array of real numbers (samples x features), got "
                         f"{x.dtype} of shape {list(x.shape)}{hint}")
-    if len(arrays[cfg.y_key]) != len(x):
-        raise UserError(f"{file}: {cfg.x_key!r} has {len(x)} rows but {cfg.y_key!r} has {len(arrays[cfg.y_key])}")
-    y, classes = _targets(arrays[cfg.y_key], cfg, str(file))
+    if y.ndim == 0 or len(y) != len(x):
+        raise UserError(f"{file}: {cfg.x_key!r} has {len(x)} rows but {cfg.y_key!r} has "
+                        f"{len(y) if y.ndim else 'none (a scalar)'}")
+    _check_npz_targets(y, cfg.task, f"{file}: {cfg.y_key!r}")
+    y, classes = _targets(y, cfg, str(file))
     return Raw(x.astype(np.float64), y, cfg.task, tuple(f"x{i}" for i in range(x.shape[1])), classes)
+
+
+REAL_KINDS = "iuf"  # NumPy's dtype kinds of signed and unsigned integers and floats
+
+
+def _check_npz_targets(y: np.ndarray, task: str, what: str) -> None:
+    """Refuses an ``.npz``'s targets that would be misread: more than one axis a sample, no
+    target at all, or values of another kind than the task takes (regression: real numbers;
+    classification: whole numbers, text or booleans). Complex numbers would lose their imaginary
+    parts and dates would become day counts without a word.
+
+    Raises:
+      UserError: saying what `what` holds and what it should.
+    """
+    if y.ndim > 2 or (y.ndim == 2 and y.shape[1] == 0):
+        raise UserError(f"{what} must hold one target a sample (shape [n]) or a row of targets ([n, k]), got "
+                        f"shape {list(y.shape)}")
+    if task == REGRESSION and y.dtype.kind not in REAL_KINDS:
+        hint = "; for class labels set data.task=classification" if y.dtype.kind in "USb" else ""
+        raise UserError(f"{what} must hold real numbers for regression, got {y.dtype}{hint}")
+    if task == CLASSIFICATION and y.dtype.kind not in REAL_KINDS + "USb":
+        raise UserError(f"{what} must hold class labels (whole numbers or text), got {y.dtype}")
 
 
 MNIST_FILES = {
