@@ -120,17 +120,27 @@ class Checkpointer:
     complete). `close` waits for a pending save.
 
     The typed PRNG key is stored as its key data; the data-order position is the step itself
-    (epoch ``step // steps_per_epoch``, batch ``step % steps_per_epoch``).
+    (epoch ``step // steps_per_epoch``, batch ``step % steps_per_epoch``). The config of the run
+    that first saves in ``DIR`` is kept beside its checkpoints (Orbax's root metadata), so that a
+    run killed before it wrote ``summary.json`` still says what it trained (`run_config`).
     """
 
-    def __init__(self, directory: Path, keep: int = 3) -> None:
+    def __init__(self, directory: Path, keep: int = 3, run_config: dict[str, Any] | None = None) -> None:
         import orbax.checkpoint as ocp  # imported here: it takes a second, and only checkpointing runs need it
 
         self._ocp = ocp
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True)
-        self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                              item_handlers=ocp.StandardCheckpointHandler())
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler(),
+            metadata=None if run_config is None else {"config": run_config})  # written once, by the first run
+
+    def run_config(self) -> dict[str, Any] | None:
+        """The config (as ``summary.json`` holds it) that the first run saving here gave
+        `__init__`; None when it gave none (checkpoints of an earlier jax_mlp, or read by a run
+        that resumes from them elsewhere)."""
+        custom = getattr(self._manager.metadata(), "custom_metadata", None) or {}
+        return custom.get("config")
 
     def save(self, state: Any) -> None:
         """Starts saving `state` (a `jax_mlp.train.TrainState`) under its step."""

@@ -9,6 +9,7 @@ OmegaConf's multi-line composition errors into the one line the command line pri
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -343,6 +344,12 @@ def with_paths_from(cfg: Config, folder: Path) -> Config:
     trainer = dataclasses.replace(cfg.trainer, resume=joined(cfg.trainer.resume),
                                   cache_dir=joined(cfg.trainer.cache_dir))
     return dataclasses.replace(cfg, data=data, trainer=trainer)
+
+
+def as_saved(cfg: Config) -> dict[str, Any]:
+    """`cfg` as ``summary.json`` and the checkpoints' metadata hold it: JSON's dicts, lists,
+    numbers, text and nulls (`from_saved` reads it back)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
 def from_saved(saved: DictConfig | dict) -> Config:

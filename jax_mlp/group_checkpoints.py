@@ -46,15 +46,17 @@ def padded(tree: Any, rows: int) -> Any:
 
 
 class GroupCheckpoints:
-    """The Orbax checkpoints of a group's runs, one `checkpoint.Checkpointer` a run folder.
+    """The Orbax checkpoints of a group's runs, one `checkpoint.Checkpointer` a run folder (each
+    keeping its run's config beside its checkpoints).
 
     Orbax spends about 40 ms of the host's time on each save, however small the state, so the
     saves of a checkpoint run on a thread of their own while the group trains on. One thread: Orbax's
     saves started from several threads at once time out waiting for each other.
     """
 
-    def __init__(self, out_dirs: Sequence[Path], keep: int) -> None:
-        self.checkpointers = [checkpoint.Checkpointer(Path(d) / "checkpoints", keep) for d in out_dirs]
+    def __init__(self, cfgs: Sequence[config.Config], out_dirs: Sequence[Path], keep: int) -> None:
+        self.checkpointers = [checkpoint.Checkpointer(Path(d) / "checkpoints", keep, config.as_saved(cfg))
+                              for cfg, d in zip(cfgs, out_dirs)]
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-checkpoints")
         self._pending: list[Future] = []
 
@@ -118,7 +120,7 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
     t = cfgs[0].trainer
     if t.checkpoint_every is None and t.resume is False:
         return None, state, None
-    checkpoints = GroupCheckpoints(out_dirs, t.keep_checkpoints)
+    checkpoints = GroupCheckpoints(cfgs, out_dirs, t.keep_checkpoints)
     if t.resume is False:
         return checkpoints, state, None
     if not saved:

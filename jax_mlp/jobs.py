@@ -90,16 +90,17 @@ LENGTH = ("trainer.steps", "trainer.epochs")
 
 def refuse_renumbered_jobs(cfgs: Sequence[config.Config], out_dirs: Sequence[Path]) -> None:
     """For a resumed sweep's jobs that continue the checkpoints in `out_dirs`: refuses one whose
-    folder's ``summary.json`` records a run of other values (beyond `RESUME_MAY_CHANGE`). A value
-    added inside a sweep's list renumbers the jobs after it, and each would train on from another
-    job's checkpoint. A job whose earlier run wrote no summary (it was killed) is not checked.
+    folder records a run of other values (beyond `RESUME_MAY_CHANGE`) in its ``summary.json`` or,
+    when the run was killed before it wrote one, beside its checkpoints
+    (`checkpoint.Checkpointer.run_config`). A value added inside a sweep's list renumbers the jobs
+    after it, and each would train on from another job's checkpoint.
 
     Raises:
       UserError: naming the folder and the first value that differs.
     """
     for cfg, out_dir in zip(cfgs, out_dirs):
-        summary = report.read_summary(out_dir)
-        changed = _changed_values(summary, cfg, RESUME_MAY_CHANGE) if summary else []
+        saved = _saved_config(out_dir)
+        changed = _changed_values(saved, cfg, RESUME_MAY_CHANGE) if saved else []
         if changed:
             key, before, now = changed[0]
             raise UserError(
@@ -118,24 +119,33 @@ def finished_run(cfg: config.Config, out_dir: Path) -> Outcome | None:
     if not summary or summary.get("status") != "completed":
         return None
     may_change = tuple(key for key in RESUME_MAY_CHANGE if key not in LENGTH)
-    if _changed_values(summary, cfg, may_change):
+    if _changed_values(summary["config"], cfg, may_change):
         return None
     return Outcome(float(summary["objective"]), summary["status"])
 
 
-def _changed_values(summary: dict, cfg: config.Config, may_change: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(key, value in `summary`'s config, value in `cfg`) of each value that differs, keys under
+def _saved_config(out_dir: Path) -> dict | None:
+    """The config of the run that trained in `out_dir`, as ``summary.json`` holds it: from its
+    summary, else from its checkpoints' metadata (a killed run's); None when neither has it."""
+    if (summary := report.read_summary(out_dir)) is not None:
+        return summary["config"]
+    if not checkpoint.saved_steps(Path(out_dir) / "checkpoints"):
+        return None
+    checkpointer = checkpoint.Checkpointer(Path(out_dir) / "checkpoints")
+    try:
+        return checkpointer.run_config()
+    finally:
+        checkpointer.close()
+
+
+def _changed_values(saved: dict, cfg: config.Config, may_change: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(key, value in the `saved` config, value in `cfg`) of each value that differs, keys under
     `may_change` aside; values as an override writes them."""
-    before, now = _flat(summary["config"]), _flat(_as_saved(cfg))
-    if not now.keys() <= before.keys():  # a summary of an older schema: read it as today's (about 20 ms)
-        before = _flat(_as_saved(config.from_saved(summary["config"])))
+    before, now = _flat(saved), _flat(config.as_saved(cfg))
+    if not now.keys() <= before.keys():  # a config of an older schema: read it as today's (about 20 ms)
+        before = _flat(config.as_saved(config.from_saved(saved)))
     return [(key, _value(before.get(key)), _value(value)) for key, value in now.items()
             if before.get(key) != value and not any(key == k or key.startswith(k + ".") for k in may_change)]
-
-
-def _as_saved(cfg: config.Config) -> dict:
-    """`cfg` as ``summary.json`` holds it (JSON's lists and numbers)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
 def _flat(values: dict, prefix: str = "") -> dict[str, object]:
@@ -177,7 +187,7 @@ def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state:
         return None, state, None
     if isinstance(t.resume, str) and not source.is_dir():
         raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
-    checkpointer = checkpoint.Checkpointer(source, t.keep_checkpoints)
+    checkpointer = checkpoint.Checkpointer(source, t.keep_checkpoints, config.as_saved(cfg) if source == own else None)
     if t.resume is False:
         return checkpointer, state, None
     try:
@@ -200,7 +210,7 @@ def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state:
     state = restored._replace(opt_state=optim.with_hyperparams_of(restored.opt_state, state.opt_state))
     if isinstance(t.resume, str):  # later checkpoints go to this run's own folder
         checkpointer.close()
-        checkpointer = checkpoint.Checkpointer(Path(out_dir) / "checkpoints", t.keep_checkpoints)
+        checkpointer = checkpoint.Checkpointer(own, t.keep_checkpoints, config.as_saved(cfg))
     return checkpointer, state, step
 
 
@@ -260,7 +270,7 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
         stopped = interrupts.signum is not None
         if stopped:
             checkpointer = checkpointer or checkpoint.Checkpointer(Path(out_dir) / "checkpoints",
-                                                                   t.keep_checkpoints)
+                                                                   t.keep_checkpoints, config.as_saved(cfg))
             save_checkpoint(checkpointer, int(result.state.step), result.state)
     finally:
         if checkpointer is not None:

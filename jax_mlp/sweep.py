@@ -257,7 +257,7 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
                            should_stop=None if interrupts is None else interrupts.arrived)
         steps = int(np.asarray(result.state.step)[0])
         if result.stopped:  # as a single run does: a checkpoint to resume from, asked for or not
-            checkpoints = checkpoints or GroupCheckpoints(out_dirs, t.keep_checkpoints)
+            checkpoints = checkpoints or GroupCheckpoints(cfgs, out_dirs, t.keep_checkpoints)
             checkpoints.save(steps, result.state)
     finally:
         if checkpoints is not None:

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def test_a_killed_run_resumes_to_bit_identical_params(reference, tmp_path, cache
     assert len(steps) == len(set(steps))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 1140
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1140", "950"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1140", "950", "metadata"]
 
 
 def test_a_corrupt_newest_checkpoint_is_skipped_with_a_warning(reference, tmp_path, cache_home):
@@ -147,8 +148,12 @@ def test_a_sweep_resumed_with_another_data_set_optimizer_or_precision_is_refused
     with pytest.raises(UserError, match=rf"holds the checkpoints of a run with {key}\S*=\S+, but this sweep's job "
                                         rf"there has {key}\S*={value}; resume a sweep with the values that saved it"):
         sweep.execute_all(cfgs(change, "trainer.resume=true"), out_dirs)  # from the jobs' summary.json
-    for out_dir in out_dirs:  # killed runs write none: their checkpoints' metadata tell
+    for out_dir in out_dirs:  # killed runs write none: the config kept beside their checkpoints tells
         (out_dir / "summary.json").unlink()
+    with pytest.raises(UserError, match=rf"holds the checkpoints of a run with {key}\S*=\S+, but this sweep's job "):
+        sweep.execute_all(cfgs(change, "trainer.resume=true"), out_dirs)
+    for out_dir in out_dirs:  # an earlier jax_mlp kept none: the checkpoints' own metadata tell
+        shutil.rmtree(out_dir / "checkpoints" / "metadata")
     with pytest.raises(UserError) as refused:
         sweep.execute_all(cfgs(change, "trainer.resume=true"), out_dirs)
     assert str(refused.value) == (

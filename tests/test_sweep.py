@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -189,8 +190,13 @@ def test_a_resumed_sweep_whose_values_moved_to_other_jobs_is_refused_before_trai
     longer = [_cfg("trainer.log_every=20", "trainer.checkpoint_every=20", "trainer.steps=40", f"optimizer.lr={lr}",
                    "trainer.resume=true", "logger=[jsonl,csv]") for lr in (0.1, 0.2)]
     assert [o.status for o in sweep.execute_all(longer, [tmp_path / "0", tmp_path / "1"])] == ["completed"] * 2
-    # So does a job whose earlier run left no summary (killed): nothing to compare.
+    # A job whose earlier run was killed left no summary.json: the config kept beside its checkpoints tells.
     (tmp_path / "1" / "summary.json").unlink()
+    with pytest.raises(UserError, match=r"^\S+ holds the checkpoints of a run with optimizer.lr=0.2, but"):
+        jobs.refuse_renumbered_jobs([renumbered[1]], [tmp_path / "1"])
+    jobs.refuse_renumbered_jobs([longer[1]], [tmp_path / "1"])
+    # Checkpoints that an earlier jax_mlp saved keep no config (Orbax's root metadata): nothing to compare.
+    shutil.rmtree(tmp_path / "1" / "checkpoints" / "metadata")
     jobs.refuse_renumbered_jobs([renumbered[1]], [tmp_path / "1"])
 
 
