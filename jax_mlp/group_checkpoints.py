@@ -20,13 +20,9 @@ from jax.sharding import Sharding
 
 from jax_mlp import checkpoint, config, optim, train
 from jax_mlp.errors import UserError
+from jax_mlp.report import counted
 
 log = logging.getLogger("jax_mlp")
-
-
-def runs(count: int) -> str:
-    """``1 run``, ``2 runs``."""
-    return f"{count} run{'' if count == 1 else 's'}"
 
 
 def run_slice(tree: Any, index: int) -> Any:
@@ -65,7 +61,7 @@ class GroupCheckpoints:
         runs past the last folder are not saved) under `step`."""
         tree = checkpoint.host_tree(state)  # now: the next span donates the state's buffers
         self._pending.append(self._saver.submit(self._save_runs, tree))
-        log.info("checkpoint at step %d of %s", step, runs(len(self.checkpointers)))
+        log.info("checkpoint at step %d of %s", step, counted(len(self.checkpointers), "run"))
 
     def _save_runs(self, tree: dict[str, Any]) -> None:
         for index, checkpointer in enumerate(self.checkpointers):
@@ -124,7 +120,7 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
     if t.resume is False:
         return checkpoints, state, None
     if not saved:
-        log.info("trainer.resume: no checkpoint for %s of the sweep; starting from step 0", runs(len(cfgs)))
+        log.info("trainer.resume: no checkpoint for %s of the sweep; starting from step 0", counted(len(cfgs), "run"))
         return checkpoints, state, None
     try:
         found = checkpoints.restore(run_slice(state, 0))
@@ -133,22 +129,22 @@ def open_group_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Pat
         raise
     if found is None:
         checkpoints.close()
-        raise UserError(f"the group of {out_dirs[0]} ({runs(len(cfgs))}) has no checkpoint step that every run "
-                        "saved and can read; remove the checkpoints folder of each run that a warning above "
+        raise UserError(f"the group of {out_dirs[0]} ({counted(len(cfgs), 'run')}) has no checkpoint step that "
+                        "every run saved and can read; remove the checkpoints folder of each run that a warning above "
                         "calls unreadable, and those runs start afresh")
     step, tree = found
     if step > total_steps:
         checkpoints.close()
-        raise UserError(f"the group of {out_dirs[0]} ({len(cfgs)} runs) would resume from step {step}, past "
+        raise UserError(f"the group of {out_dirs[0]} ({counted(len(cfgs), 'run')}) would resume from step {step}, past "
                         f"its {total_steps} steps; train for more (trainer.steps or trainer.epochs), or start "
                         "afresh in another folder")
     dropped = [c.directory for c in checkpoints.checkpointers if c.drop_after(step)]
     if dropped:
         log.warning("removed the checkpoints after step %d of %s (%s): unreadable, or past the step the "
-                    "group resumes from; the group saves them again", step, runs(len(dropped)),
+                    "group resumes from; the group saves them again", step, counted(len(dropped), "run"),
                     ", ".join(map(str, dropped[:3])) + (", ..." if len(dropped) > 3 else ""))
     tree = padded(tree, len(state.step))
     restored = checkpoint.from_host_tree(type(state), jax.device_put(tree, sharding))
-    log.info("resuming %s from step %d", runs(len(cfgs)), step)
+    log.info("resuming %s from step %d", counted(len(cfgs), "run"), step)
     opt_state = optim.with_hyperparams_of(restored.opt_state, state.opt_state)
     return checkpoints, restored._replace(opt_state=opt_state), step

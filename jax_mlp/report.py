@@ -12,6 +12,11 @@ from typing import Any
 from jax_mlp import files
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 job``, ``0 jobs``, ``2 jobs``: `count` with `noun`, plural unless the count is one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def finite_or_inf(value: float) -> float:
     """`value`, or +inf where it is NaN or infinite: an objective a sweeper can rank."""
     return value if math.isfinite(value) else math.inf

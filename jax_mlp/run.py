@@ -154,10 +154,11 @@ def _write_sweep_summary(config: DictConfig, missing: str, started: str | None =
 
         plots.sweep_plot(sweep_dir, rows)
     if rows and math.isfinite(rows[0]["objective"]):
-        log.info("sweep summary of %d jobs in %s; best: %s (objective %.6g)", len(rows),
+        log.info("sweep summary of %s in %s; best: %s (objective %.6g)", report.counted(len(rows), "job"),
                  sweep_dir, rows[0]["overrides"] or "(no overrides)", rows[0]["objective"])
     elif rows:
-        log.info("sweep summary of %d jobs in %s; none has a finite objective", len(rows), sweep_dir)
+        log.info("sweep summary of %s in %s; none has a finite objective", report.counted(len(rows), "job"),
+                 sweep_dir)
 
 
 def _task(cfg: DictConfig) -> float:

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_mlp import config, devices, jobs, train
+from jax_mlp import config, devices, jobs, report, train
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.errors import UserError
 from jax_mlp.group_checkpoints import GroupCheckpoints, open_group_checkpoints, run_slice, stack_runs
@@ -230,7 +230,7 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
     span = jax.jit(jax.vmap(train.make_train_span(task), in_axes=(0, axis, axis, None)), donate_argnums=0)
     evaluate_all = jax.jit(jax.vmap(train.make_evaluate(task), in_axes=(0, axis, axis, axis)))
     eval_every = eval_interval(cfgs[0], problem)
-    log.info("%d runs as one program: %s", count, describe_run(problem, cfgs[0]))
+    log.info("%s as one program: %s", report.counted(count, "run"), describe_run(problem, cfgs[0]))
 
     def evaluate(params, name: str) -> list[dict[str, float]]:
         metrics = jax.device_get(evaluate_all(params, *data.arrays[name], data.target_std))
@@ -269,7 +269,7 @@ def _train_group(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadP
         lambda i: outputs[i].finish(run_slice(params, i), steps, {k: v[i] for k, v in final.items()}, signum),
         range(count)))
     best = min(range(count), key=lambda i: outcomes[i].objective)
-    log.info("%d runs done: %d completed, %d diverged; best objective %.6g in %s", count,
+    log.info("%s done: %d completed, %d diverged; best objective %.6g in %s", report.counted(count, "run"),
              sum(o.status == "completed" for o in outcomes), sum(o.status == "diverged" for o in outcomes),
              outcomes[best].objective, out_dirs[best])
     return outcomes
@@ -280,7 +280,7 @@ def group_line(losses: np.ndarray, diverged: Sequence[bool]) -> str:
     alive = np.asarray([loss for loss, gone in zip(losses, diverged) if not gone], np.float64)
     spread = (f"loss min {alive.min():.6g} median {np.median(alive):.6g} max {alive.max():.6g}"
               if alive.size else "no run left")
-    return f"{len(losses)} runs, {spread}, {sum(diverged)} diverged"
+    return f"{report.counted(len(losses), 'run')}, {spread}, {sum(diverged)} diverged"
 
 
 def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_batch: int | None = None,
@@ -302,7 +302,8 @@ def execute_all(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], max_bat
     """
     outcomes: list[Outcome | None] = [jobs.finished_run(cfg, out_dir) for cfg, out_dir in zip(cfgs, out_dirs)]
     if any(outcomes):
-        log.info("%d jobs of the sweep completed before it stopped; not trained again", sum(map(bool, outcomes)))
+        log.info("%s of the sweep completed before it stopped; not trained again",
+                 report.counted(sum(map(bool, outcomes)), "job"))
     todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
     resume_steps = [jobs.newest_checkpoint_step(cfgs[i], out_dirs[i]) if cfgs[i].trainer.resume is True else None
                     for i in todo]
@@ -334,5 +335,5 @@ def interruption(outcomes: Sequence[Outcome]) -> Outcome | None:
     first = stopped[0] if stopped else next(o for o in outcomes if o.status == NOT_STARTED)
     when = first.message or f"{signal.Signals(first.exit_code - 128).name} before training"  # "SIGINT at step N"
     return Outcome(math.inf, "interrupted", (
-        f"{when}: the sweep stopped; {len(stopped)} jobs interrupted (each saved a checkpoint, and its "
-        f"summary.json says so), {not_started} not started"), first.exit_code)
+        f"{when}: the sweep stopped; {report.counted(len(stopped), 'job')} interrupted (each saved a checkpoint, "
+        f"and its summary.json says so), {not_started} not started"), first.exit_code)

@@ -209,7 +209,7 @@ def test_finishing_a_sweep_does_not_train_its_finished_jobs_again(tmp_path, capl
     again = sweep.execute_all([_cfg("trainer.steps=20", f"optimizer.lr={lr}", "trainer.resume=true",
                                     "trainer.progress=false") for lr in (0.1, 1000.0)], out_dirs)
     assert [(o.status, o.objective) for o in again] == [(o.status, o.objective) for o in done]
-    assert "1 jobs of the sweep completed before it stopped; not trained again" in caplog.text
+    assert "1 job of the sweep completed before it stopped; not trained again" in caplog.text
     assert {path: path.stat().st_mtime_ns for path in out_dirs[0].iterdir()} == written  # the diverged one trained
     # A longer run has steps left: without a checkpoint it starts again from step 0.
     longer = sweep.execute_all([_cfg("trainer.steps=30", "optimizer.lr=0.1", "trainer.resume=true")], out_dirs[:1])
@@ -479,6 +479,9 @@ def test_a_sweep_stopped_before_any_group_trained_says_so():
     assert stopped.message == ("SIGTERM before training: the sweep stopped; 0 jobs interrupted (each saved a "
                                "checkpoint, and its summary.json says so), 3 not started")
     assert sweep.interruption([Outcome(0.5, "completed"), Outcome(float("inf"), "diverged")]) is None
+    one = sweep.interruption([Outcome(float("inf"), "interrupted", "SIGINT at step 40", 130), outcomes[0]])
+    assert one.message == ("SIGINT at step 40: the sweep stopped; 1 job interrupted (each saved a checkpoint, and "
+                           "its summary.json says so), 1 not started")
 
 
 def _stopped_sweep(sweep_dir: Path, interrupted: bool) -> dict[str, str] | None:

@@ -330,6 +330,7 @@ class VmapSweeper(Sweeper):
         from jax_mlp import sweep as jax_mlp_sweep
         from jax_mlp.errors import UserError
         from jax_mlp.interrupts import Interrupts
+        from jax_mlp.report import counted
         from jax_mlp.run import exit_user_error
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -341,7 +342,7 @@ class VmapSweeper(Sweeper):
         if self.max_batch is not None and self.max_batch < 1:
             exit_user_error(f"hydra.sweeper.max_batch must be null or a positive integer, got {self.max_batch}")
         jobs = self.job_overrides(arguments)
-        log.info("vmap sweeper: %d jobs", len(jobs))
+        log.info("vmap sweeper: %s", counted(len(jobs), "job"))
         launcher = str(OmegaConf.select(self.config, "hydra.launcher._target_", default=""))
         if launcher and not launcher.endswith(".BasicLauncher"):
             log.warning("the vmap sweeper trains its jobs in this process, as vmapped programs; the launcher "
