@@ -60,8 +60,8 @@ def test_hydras_own_option_names_choose_the_wrappers(run_script, option, target,
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("optimizer.lr=interval(1,0.1)", "The `low` value must be smaller than or equal to the `high` value (low=1.0, "
-                                     "high=0.1)."),
+    ("optimizer.lr=interval(1,0.1)", "optimizer.lr=interval(1,0.1): The `low` value must be smaller than or equal "
+                                     "to the `high` value (low=1.0, high=0.1)."),
     ("hydra.sweeper.direction=up", "Please set either 'minimize' or 'maximize' to direction."),
 ], ids=["interval", "direction"])
 def test_a_search_space_optuna_refuses_is_one_line(run_script, tmp_path, override, expected):

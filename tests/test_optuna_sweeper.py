@@ -79,12 +79,13 @@ def test_a_running_trial_is_matched_to_the_newest_folder_of_its_values(tmp_path)
     assert [(t.number, t.state.name, t.value) for t in study.trials] == [(0, "COMPLETE", 0.1), (1, "COMPLETE", 0.75)]
 
 
-def _sweeper_in(sweep_dir, resume: bool, storage: str | None = None, study_name: str | None = None):
+def _sweeper_in(sweep_dir, resume: bool, storage: str | None = None, study_name: str | None = None,
+                params: dict | None = None):
     """The wrapper over a stand-in of Hydra's sweeper that records the arguments it sweeps."""
     from omegaconf import OmegaConf
 
     sweeper = OptunaSweeper.__new__(OptunaSweeper)
-    impl = SimpleNamespace(storage=storage, study_name=study_name, n_trials=3, job_idx=0, sampler=None)
+    impl = SimpleNamespace(storage=storage, study_name=study_name, n_trials=3, job_idx=0, sampler=None, params=params)
     sweeper.hydras = SimpleNamespace(sweeper=impl, swept=[], sweep=lambda arguments: sweeper.hydras.swept.append(arguments))
     sweeper.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}, "sweeper": {"sampler": {"seed": 0}}},
                                        "trainer": {"resume": resume}})
@@ -136,6 +137,25 @@ def test_a_stopped_search_is_offered_a_finish_only_with_a_stored_named_study(tmp
     config.hydra.sweeper.storage = f"sqlite:///{tmp_path}/optuna.db"
     assert run._how_to_finish(config, tmp_path) == (
         f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}")
+
+
+@pytest.mark.parametrize("params, arguments, refused", [
+    ({"optimizer.lr": "tag(log, interval(0, 0.1))"}, [],
+     "optimizer.lr=tag(log, interval(0, 0.1)): The `low` value must be larger than 0 for a log distribution "
+     "(low=0.0, high=0.1)."),
+    ({"optimizer.lr": "interval(0.01, 0.1)"}, ["model.hidden=range(8,2)", "seed=0"],
+     "model.hidden=range(8,2): The `low` value must be smaller than or equal to the `high` value (low=8, high=2)."),
+], ids=["config", "command"])
+def test_a_distribution_optuna_refuses_is_named_in_one_line(tmp_path, capsys, params, arguments, refused):
+    # Optuna's ValueError named neither the parameter nor where it was set (hydra.sweeper.params or the command).
+    sweeper = _sweeper_in(tmp_path, resume=False, params=params)
+    with pytest.raises(SystemExit) as stop:
+        sweeper.sweep(arguments)
+    assert stop.value.code == 2 and sweeper.hydras.swept == []
+    assert capsys.readouterr().err == f"jax_mlp: error: {refused}\n"
+    sweeper.hydras.sweeper.params = {"optimizer.lr": "tag(log, interval(1e-4, 0.1))", "model.hidden": "choice([8],[16])"}
+    sweeper.sweep(["seed=range(0,3)", "trainer.epochs=2"])
+    assert sweeper.hydras.swept == [["seed=range(0,3)", "trainer.epochs=2"]]
 
 
 def test_a_search_of_no_trials_is_one_line(tmp_path, capsys):

@@ -55,6 +55,7 @@ class OptunaSweeper(Wrapping, Sweeper):
             from jax_mlp.run import exit_user_error
 
             exit_user_error(f"hydra.sweeper.n_trials must be a positive integer, got {impl.n_trials}")
+        _check_search_space([*(f"{k}={v}" for k, v in (impl.params or {}).items()), *arguments])
         study = _stored_study(impl.storage, impl.study_name)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         jobs = _job_folders(sweep_dir)
@@ -97,6 +98,22 @@ class OptunaSweeper(Wrapping, Sweeper):
             returns = self.hydras.sweeper.launcher.launch(overrides, initial_job_idx=start)
             for (_, trial), ret in zip(block, returns):
                 _tell(study, trial, ret)
+
+
+def _check_search_space(overrides: List[str]) -> None:
+    """Ends the process with one line naming the first parameter of the search (``hydra.sweeper.params``
+    and the command's sweep overrides) whose distribution Optuna refuses, and why: a reversed or
+    empty interval, a log scale from zero or below. Optuna's own message names no parameter."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    for override in OverridesParser.create().parse_overrides(overrides):
+        try:
+            create_optuna_distribution_from_override(override)
+        except ValueError as error:
+            from jax_mlp.run import exit_user_error
+
+            exit_user_error(f"{override.input_line}: {error}")
 
 
 def _stored_study(storage: Optional[str], name: Optional[str]) -> Any:
