@@ -34,6 +34,26 @@ def write_json(path: Path, value: Any) -> None:
     write_atomic(path, (json.dumps(value, indent=2, allow_nan=False) + "\n").encode())
 
 
+def output_file(path: Path, option: str) -> Path:
+    """`path`, checked before the work whose results it will hold: its folder is made if need be
+    and can be written in, and it is not itself a folder; `option` names the option that gave it.
+
+    Raises:
+      UserError: any of these fails, so that a long job does not fail at its end.
+    """
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise UserError(f"{option} {path}: that is a folder; give a file's name")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{option} {path}: cannot make its folder {folder} ({error.strerror}); give another") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{option} {path}: cannot write in {folder}; give another")
+    return path
+
+
 def make_folder(path: Path, setting: str) -> None:
     """Makes the folder `path` (and its parents) if need be; `setting` names the option that gave
     it, for the message.

@@ -312,6 +312,8 @@ def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
         if (run_dir / "multirun.yaml").is_file():
             raise UserError(f"{run_dir} is a sweep's folder; give one of its jobs' folders ({run_dir / '0'}, ...); "
                             "its sweep_summary.md holds every job's final metrics")
+        if run_dir.is_file():
+            raise UserError(f"{run_dir} is a file; give the run's folder ({run_dir.parent})")
         raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
     cfg = on_this_machine(config.from_saved(summary["config"]), summary.get("working_dir"))
     start_runtime(cfg.trainer)

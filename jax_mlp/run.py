@@ -174,6 +174,14 @@ def exit_user_error(message: str) -> None:
     sys.exit(EXIT_USER_ERROR)
 
 
+def or_exit(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``; a `UserError` it raises ends the process as `exit_user_error` does."""
+    try:
+        return function(*args)
+    except UserError as error:
+        exit_user_error(str(error))
+
+
 def main() -> None:
     """The command line: ``python scripts/train.py [overrides] [-m]``."""
     import hydra

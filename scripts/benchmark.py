@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_mlp import config, devices, model, problems, run, train
+from jax_mlp import config, devices, files, model, problems, run, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -413,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], help="contenders to skip (sklearn, pytorch, ...)")
     parser.add_argument("--data-parallel-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.json is not None:
+        run.or_exit(files.output_file, args.json, "--json")
+    if args.repeats < 1:
+        run.exit_user_error(f"--repeats must be a positive integer, got {args.repeats}")
     unknown = [skip for skip in args.skip if not any(skip in name for name in CONTENDERS)]
     if unknown:
         run.exit_user_error(f"--skip {' '.join(unknown)}: no contender is named so; the contenders: "
@@ -474,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = target_table(results)
     print_targets(results["targets"])
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        files.write_atomic(args.json, (json.dumps(results, indent=2) + "\n").encode())
     return 0
 
 

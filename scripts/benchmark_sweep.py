@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jax_mlp import files, run
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.json is not None:
+        run.or_exit(files.output_file, args.json, "--json")
     lrs = lambda n, start, factor: ",".join(f"{start * factor**i:.4g}" for i in range(n))  # noqa: E731
     note_lr, note_seeds, moons_lr, moons_seeds = (4, 4, 4, 2) if args.quick else (16, 16, 8, 8)
     results = {}
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({r['vmap_cold_over_single']:.2f}) | {r['max_relative_loss_difference']:.2g} "
               f"| {r['max_abs_param_difference']:.2g} |")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        files.write_atomic(args.json, (json.dumps(results, indent=2) + "\n").encode())
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_mlp import config, jobs, problems, run
+from jax_mlp import config, files, jobs, problems, run
 from jax_mlp.data import CLASSIFICATION
 from jax_mlp.errors import UserError
 
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.json is not None:
+        run.or_exit(files.output_file, args.json, "--json")
 
     rows = []
     for seed in args.seeds:
@@ -89,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'mean':>6} {mean['jax_mlp']:>10.4f} {mean['sklearn']:>10.4f} "
           f"{mean['jax_mlp_seconds']:>10.3f} {mean['sklearn_seconds']:>10.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"experiment": args.experiment, "metric": metric,
-                                         "rows": rows, "mean": mean}, indent=2) + "\n")
+        files.write_atomic(args.json, (json.dumps({"experiment": args.experiment, "metric": metric,
+                                                   "rows": rows, "mean": mean}, indent=2) + "\n").encode())
     return 0
 
 

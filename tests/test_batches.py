@@ -159,6 +159,11 @@ def test_evaluating_a_sweeps_folder_names_its_jobs_folders(tmp_path):
                                  "...); its sweep_summary.md holds every job's final metrics")
     with pytest.raises(errors.UserError, match=r"is not a run folder \(it has no summary.json\)"):
         jobs.restore_run(tmp_path / "0")
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "summary.json").write_text("{}")  # named instead of its folder: "has no summary.json"
+    with pytest.raises(errors.UserError) as raised:
+        jobs.restore_run(tmp_path / "0" / "summary.json")
+    assert str(raised.value) == f"{tmp_path / '0' / 'summary.json'} is a file; give the run's folder ({tmp_path / '0'})"
 
 
 def test_a_run_is_evaluated_from_elsewhere_and_where_its_platform_is_missing(run_script, tmp_path):

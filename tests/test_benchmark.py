@@ -38,6 +38,30 @@ def test_skipping_a_contender_that_does_not_exist_is_one_line_before_any_timing(
         "step, hand-written lax.scan, pytorch eager, sklearn sgd (a part of a name is enough: sklearn, pytorch)\n")
 
 
+@pytest.fixture(scope="module")
+def bench_sweep():
+    yield _script("benchmark_sweep")
+    del sys.modules["benchmark_sweep"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repeats", "0"], "--repeats must be a positive integer, got 0"),
+    (["--json", "{tmp}/f/results.json"], "--json {tmp}/f/results.json: cannot make its folder {tmp}/f (File exists); "
+                                          "give another"),
+    (["--json", "{tmp}"], "--json {tmp}: that is a folder; give a file's name"),
+], ids=["repeats", "json_under_a_file", "json_a_folder"])
+def test_the_benchmarks_refuse_what_would_fail_them_at_their_end_before_any_work(bench, bench_sweep, compare, tmp_path,
+                                                                                  capsys, args, message):
+    # Each ran for minutes, then ended in a traceback: min() of no rounds, or writing its JSON.
+    (tmp_path / "f").write_text("a file")
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    for script in (bench, bench_sweep, compare) if args[0] == "--json" else (bench,):
+        with pytest.raises(SystemExit) as stop:
+            script.main(args)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err == f"jax_mlp: error: {message.format(tmp=tmp_path)}\n"
+
+
 def test_compare_sklearn_scores_both_on_the_same_split(compare, tmp_path, capsys):
     assert compare.main(["--experiment", "iris", "--seeds", "0", "--json", str(tmp_path / "c.json")]) == 0
     table = json.loads((tmp_path / "c.json").read_text())
