@@ -80,6 +80,7 @@ def test_momentum_preset():
     (["model=mlp", "model.init=orthogonal"], "model.init must be one of explicit, glorot_normal,"),
     (["model=resnet"], "model=resnet is not a config option; choose one of mlp, seed_note"),
     (["optimizer=lbfgs"], "optimizer=lbfgs is not a config option; choose one of adam, adamw, momentum, sgd"),
+    (["logger=[jsonl,wandb]"], "logger=wandb is not a config option; choose one of csv, jsonl, tensorboard"),  # was Hydra's search path
     (["optimizer.momentum=1"], "optimizer.momentum must be in [0, 1), got 1.0"),
     (["optimizer=adam", "optimizer.b2=1.5"], "optimizer.b2 must be in [0, 1), got 1.5"),
     (["optimizer=adamw", "optimizer.weight_decay=-1"], "optimizer.weight_decay must be a finite number >= 0"),

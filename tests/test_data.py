@@ -185,6 +185,18 @@ def test_csv_target_among_the_features_is_refused(tmp_path):
         "but the targets)")
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["data.target=y", "data.features=[a,b,a]"], "data.features names column 'a' twice"),
+    (["data.target=y", "data.features=[0,a]"], "data.features names column 'a' twice"),  # by number and by name
+    (["data.target=[y,y]"], "data.target names column 'y' twice"),
+])
+def test_csv_column_named_twice_is_refused(tmp_path, overrides, message):
+    # The features' column was copied into a second input; the target's into a second output.
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n1,2,3\n")
+    assert _error("data=csv", f"data.path={path}", *overrides) == f"{path}: {message}; name each once"
+
+
 def test_nonfinite_features_are_counted_and_located_or_dropped(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("a,b,y\n" + "".join(f"{i},{'nan' if i in (3, 5) else i},{i}\n" for i in range(20))

@@ -78,6 +78,9 @@ def read_csv(cfg: Any, seed: int) -> Raw:
                     else [i for i in range(len(header)) if i not in target_cols])
     if not feature_cols:
         raise UserError(f"{file}: no feature columns are left besides the target")
+    for setting, cols in (("data.target", target_cols), ("data.features", feature_cols)):
+        if twice := [header[c] for c in dict.fromkeys(c for c in cols if cols.count(c) > 1)]:
+            raise UserError(f"{file}: {setting} names column {', '.join(map(repr, twice))} twice; name each once")
     both = [header[c] for c in dict.fromkeys(feature_cols) if c in target_cols]
     if both:  # the target among the inputs: the model would learn to copy it
         raise UserError(f"{file}: column {', '.join(map(repr, both))} is both a target and a feature; "
