@@ -539,16 +539,17 @@ def describe_error(error: BaseException) -> str:
     """One line for a Hydra or OmegaConf composition error: what is wrong and what is allowed."""
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
-    group, _, name = (getattr(error, "missing_cfg_file", None) or "").rpartition("/")
-    # Hydra lists the options of a group given one option, not of one given a list (logger=[a,b]).
-    listed = error.options if isinstance(error, MissingConfigException) else None
-    if listed is None and group and (CONFIG_DIR / group).is_dir():
-        listed = sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
-    if isinstance(error, MissingConfigException) and listed is not None:
+    if isinstance(error, MissingConfigException):
+        group, _, name = (error.missing_cfg_file or "").rpartition("/")
+        # Hydra lists a group's options when one option was chosen, not a list (logger=[jsonl,wandb]).
+        listed = error.options
+        if listed is None and group and (CONFIG_DIR / group).is_dir():
+            listed = sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
         if f"{group}/{name}" in PLUGIN_EXTRAS:  # an optional Hydra plugin that is not installed
             return f"{group}={name} is a Hydra plugin that is not installed: {PLUGIN_EXTRAS[f'{group}/{name}']}"
-        options = [o for o in listed if not o.startswith(SCHEMA_PREFIX)]
-        return f"{group}={name} is not a config option; choose one of {', '.join(options)}"
+        if listed is not None:
+            options = [o for o in listed if not o.startswith(SCHEMA_PREFIX)]
+            return f"{group}={name} is not a config option; choose one of {', '.join(options)}"
     if isinstance(error, OverrideParseException):
         key, _, value = str(error.override).partition("=")
         return (f"cannot parse the override {error.override!r}: {error.message.splitlines()[0]}; quote a "
