@@ -138,9 +138,14 @@ class Checkpointer:
     def run_config(self) -> dict[str, Any] | None:
         """The config (as ``summary.json`` holds it) that the first run saving here gave
         `__init__`; None when it gave none (checkpoints of an earlier jax_mlp, or read by a run
-        that resumes from them elsewhere)."""
-        custom = getattr(self._manager.metadata(), "custom_metadata", None) or {}
-        return custom.get("config")
+        that resumes from them elsewhere) or it cannot be read (a warning says so)."""
+        try:
+            metadata = self._manager.metadata()
+        except Exception as error:  # a truncated or corrupt file: Orbax's many error types
+            log.warning("the run's config kept in %s is unreadable (%s)", self.directory / "metadata",
+                        " ".join(str(error).split())[:200])
+            return None
+        return (getattr(metadata, "custom_metadata", None) or {}).get("config")
 
     def save(self, state: Any) -> None:
         """Starts saving `state` (a `jax_mlp.train.TrainState`) under its step."""

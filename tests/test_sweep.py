@@ -170,7 +170,7 @@ def test_a_stopped_group_saves_each_run_and_resumes_to_identical_params(tmp_path
     assert json.loads((tmp_path / "run1" / "summary.json").read_text())["steps"] == 50  # diverged there, not at 200
 
 
-def test_a_resumed_sweep_whose_values_moved_to_other_jobs_is_refused_before_training(tmp_path):
+def test_a_resumed_sweep_whose_values_moved_to_other_jobs_is_refused_before_training(tmp_path, caplog):
     # optimizer.lr=0.1,0.2 stopped, then resumed as optimizer.lr=0.1,0.15,0.2: job 1 would have trained
     # on from lr 0.2's checkpoint with lr 0.15.
     common = ["trainer.log_every=10", "trainer.checkpoint_every=10", "trainer.steps=20"]
@@ -195,6 +195,13 @@ def test_a_resumed_sweep_whose_values_moved_to_other_jobs_is_refused_before_trai
     with pytest.raises(UserError, match=r"^\S+ holds the checkpoints of a run with optimizer.lr=0.2, but"):
         jobs.refuse_renumbered_jobs([renumbered[1]], [tmp_path / "1"])
     jobs.refuse_renumbered_jobs([longer[1]], [tmp_path / "1"])
+    # An unreadable record cannot be compared: a warning says so.
+    kept = {path: path.read_bytes() for path in (tmp_path / "1" / "checkpoints" / "metadata").iterdir()}
+    for path, data in kept.items():
+        path.write_bytes(data[:10])
+    caplog.set_level("WARNING", logger="jax_mlp")
+    jobs.refuse_renumbered_jobs([renumbered[1]], [tmp_path / "1"])
+    assert f"the run's config kept in {tmp_path / '1' / 'checkpoints' / 'metadata'} is unreadable" in caplog.text
     # Checkpoints that an earlier jax_mlp saved keep no config (Orbax's root metadata): nothing to compare.
     shutil.rmtree(tmp_path / "1" / "checkpoints" / "metadata")
     jobs.refuse_renumbered_jobs([renumbered[1]], [tmp_path / "1"])
