@@ -10,11 +10,12 @@ kill a worker still starting, and the parent decides when the sweep ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,35 @@ class Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated
+
+
+def hidden_interrupt(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (KeyboardInterrupt) or SIGTERM (`Terminated`) that JAX turned into `error`, else
+    None. One that lands while ``jax.jit`` compares a static argument (the run's `Task`) with a
+    cached one comes out as a ValueError whose last line names it (``static arguments should be
+    comparable using __eq__ ... Terminated:``); while it compares a pytree's metadata, as the
+    cause of a ValueError."""
+    if not isinstance(error, ValueError):
+        return None
+    if isinstance(error.__cause__, KeyboardInterrupt):
+        return error.__cause__
+    text = str(error)
+    if "static arguments should be comparable" not in text:
+        return None
+    raised = text.rstrip().rsplit("\n", 1)[-1].split(":")[0]  # "Terminated: " after JAX's traceback
+    interruption = {Terminated.__name__: Terminated, KeyboardInterrupt.__name__: KeyboardInterrupt}.get(raised)
+    return None if interruption is None else interruption()
+
+
+@contextlib.contextmanager
+def unhidden() -> Iterator[None]:
+    """Raises as itself a Ctrl-C or SIGTERM that JAX turned into a ValueError (`hidden_interrupt`)."""
+    try:
+        yield
+    except ValueError as error:
+        if (interrupt := hidden_interrupt(error)) is None:
+            raise
+        raise interrupt from None
 
 
 def terminate_as_interrupt() -> None:

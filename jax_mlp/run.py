@@ -163,7 +163,9 @@ def _write_sweep_summary(config: DictConfig, missing: str, started: str | None =
 
 def _task(cfg: DictConfig) -> float:
     try:
-        return run(cfg)
+        # Hydra keeps a job's ValueError until its batch of jobs has run; an interrupt ends the sweep now.
+        with interrupts.unhidden():
+            return run(cfg)
     except UserError as error:
         exit_user_error(str(error))
 
@@ -202,7 +204,8 @@ def main() -> None:
     try:
         with hydra_mode.probe_skipped(sys.argv[1:], config.CONFIG_DIR):
             try:
-                app()
+                with interrupts.unhidden():  # a sweeper's own training (hydra/sweeper=vmap)
+                    app()
             except (SystemExit, KeyboardInterrupt) as stop:
                 SweepSummary.write_for_stopped_sweep(interrupted=isinstance(stop, KeyboardInterrupt)
                                                      or stop.code in INTERRUPTED_EXIT_CODES)

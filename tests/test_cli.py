@@ -198,6 +198,25 @@ def test_sigterm_between_a_sweeps_jobs_still_tables_them(tmp_path, cache_home):
     assert "2" not in table
 
 
+@pytest.mark.slow
+def test_sigterm_while_jit_compares_a_jobs_task_ends_the_sweep_as_any_sigterm(tmp_path, cache_home):
+    # JAX turned the SIGTERM into a ValueError, which Hydra keeps until the batch's end: job 2 trained,
+    # then a traceback and status 1. Here the signal comes exactly there, job 1's first jit call.
+    code = ("import sys\nfrom jax_mlp import interrupts, run, train\n"
+            "def compared(self, other):\n    raise interrupts.Terminated\n"
+            "train.Task.__eq__, train.Task.__hash__ = compared, lambda self: 0\n"
+            f"sys.argv = ['train.py', '-m', 'hydra.sweep.dir={tmp_path}', 'seed=0,1,2', 'trainer.steps=100']\n"
+            "run.exit_after(run.main)\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=120)
+    assert result.returncode == 143 and result.stderr.endswith(
+        f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={tmp_path}\n"
+        "jax_mlp: interrupted (SIGTERM)\n"), result.stderr
+    table = {row["job"]: row["status"] for row in csv.DictReader((tmp_path / "sweep_summary.csv").open())}
+    assert table == {"0": "completed", "1": "not started"}
+
+
 def test_help_lists_each_groups_options_as_conf_holds_them(run_script):
     result = run_script("train.py", "--help")
     assert result.returncode == 0, result.stderr

@@ -114,3 +114,68 @@ def test_an_error_of_what_runs_with_signals_blocked_comes_back_as_it_is():
 
     with pytest.raises(RuntimeError, match="a bug"):
         run_with_signals_blocked(fails, Interrupts.SIGNALS)
+
+
+def jax_tree_node(cls):
+    import jax
+
+    return jax.tree_util.register_pytree_node_class(cls)
+
+
+class _Static:
+    """A static argument of ``jax.jit`` (or a pytree's metadata) whose comparison a signal
+    interrupts once `interruption` is set: its __eq__ then raises it."""
+
+    interruption: type[BaseException] | None = None
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        if _Static.interruption is not None:
+            raise _Static.interruption
+        return isinstance(other, _Static)
+
+
+@jax_tree_node
+class _Box:
+    """A pytree of one array leaf, `x`, and metadata, `meta`."""
+
+    def __init__(self, x, meta) -> None:
+        self.x, self.meta = x, meta
+
+    def tree_flatten(self):
+        return (self.x,), self.meta
+
+    @classmethod
+    def tree_unflatten(cls, meta, leaves):
+        return cls(leaves[0], meta)
+
+
+@pytest.mark.parametrize("where", ["static_argument", "pytree_metadata"])
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, interrupts.Terminated])
+def test_an_interrupt_that_jax_turned_into_a_value_error_is_raised_as_itself(interruption, where):
+    import jax
+    import jax.numpy as jnp
+
+    # JAX wraps whatever such a comparison raises, a Ctrl-C too, in a ValueError that names it.
+    if where == "static_argument":
+        double = jax.jit(lambda x, _: 2 * x, static_argnums=1)
+        call = lambda: double(jnp.ones(2), _Static())  # noqa: E731
+    else:
+        double = jax.jit(lambda box: 2 * box.x)
+        call = lambda: double(_Box(jnp.ones(2), _Static()))  # noqa: E731
+    call()  # compiles; the next call compares a new instance with the cached one
+    _Static.interruption = interruption
+    try:
+        with pytest.raises(ValueError) as wrapped:
+            call()
+    finally:
+        _Static.interruption = None
+    assert type(interrupts.hidden_interrupt(wrapped.value)) is interruption
+    with pytest.raises(interruption), interrupts.unhidden():
+        raise wrapped.value
+    other = ValueError("static arguments should be comparable using __eq__ ... The error was:\nTypeError: Terminated")
+    assert interrupts.hidden_interrupt(other) is None and interrupts.hidden_interrupt(KeyError("x")) is None
+    with pytest.raises(ValueError, match="TypeError"), interrupts.unhidden():
+        raise other
