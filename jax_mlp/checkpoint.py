@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,9 @@ def tree_difference(saved: Any, expected: Any) -> str | None:
     return None
 
 
+ROOT_METADATA = "metadata"  # the folder of Orbax's root metadata in a checkpoints folder
+
+
 class Checkpointer:
     """The train state in ``DIR`` through Orbax's `CheckpointManager`: one folder a step, the
     last `keep` kept, saves asynchronous and atomic (Orbax commits a step's folder when it is
@@ -130,6 +134,10 @@ class Checkpointer:
 
         self._ocp = ocp
         self.directory = Path(directory).absolute()
+        if run_config is not None and not saved_steps(self.directory):
+            # The record of a run that saved nothing here (killed before its first save): Orbax
+            # writes this run's only where none is.
+            shutil.rmtree(self.directory / ROOT_METADATA, ignore_errors=True)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True)
         self._manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler(),

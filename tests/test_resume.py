@@ -173,6 +173,26 @@ def _note(folder: Path, cache_home: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def test_a_checkpoints_folder_keeps_the_config_of_the_run_that_saved_there(tmp_path):
+    import numpy as np
+
+    from jax_mlp import checkpoint
+
+    def run(lr: float, saves: bool) -> checkpoint.Checkpointer:
+        started = checkpoint.Checkpointer(tmp_path / "checkpoints", 3, {"optimizer": {"lr": lr}})
+        if saves:
+            started.save_tree({"step": np.asarray(5), "params": np.ones(2)})
+        started.close()
+        return started
+
+    run(0.1, saves=False)  # killed before its first save: its record would have stayed the next run's
+    run(0.2, saves=True)
+    assert run(0.3, saves=False).run_config() == {"optimizer": {"lr": 0.2}}  # resuming keeps the saver's
+    reader = checkpoint.Checkpointer(tmp_path / "checkpoints")  # recording nothing
+    assert reader.run_config() == {"optimizer": {"lr": 0.2}} and checkpoint.saved_steps(tmp_path / "checkpoints") == [5]
+    reader.close()
+
+
 def test_a_signal_stops_a_sweep_and_its_summary_tables_the_jobs_that_ran(tmp_path, cache_home):
     proc = _note(tmp_path / "unused", cache_home, "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}", "seed=0,1,2")
     for line in proc.stdout:
