@@ -134,9 +134,9 @@ class Checkpointer:
 
         self._ocp = ocp
         self.directory = Path(directory).absolute()
-        if run_config is not None and not saved_steps(self.directory):
+        if run_config is not None and jax.process_index() == 0 and not saved_steps(self.directory):
             # The record of a run that saved nothing here (killed before its first save): Orbax
-            # writes this run's only where none is.
+            # writes this run's only where none is (from process 0, as here).
             shutil.rmtree(self.directory / ROOT_METADATA, ignore_errors=True)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True)
         self._manager = ocp.CheckpointManager(
