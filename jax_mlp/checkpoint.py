@@ -141,7 +141,7 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True)
         self._manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler(),
-            metadata=None if run_config is None else {"config": run_config})  # written once, by the first run
+            metadata=None if run_config is None else {"config": run_config})  # written where none is
 
     def run_config(self) -> dict[str, Any] | None:
         """The config (as ``summary.json`` holds it) that the first run saving here gave
@@ -150,7 +150,7 @@ class Checkpointer:
         try:
             metadata = self._manager.metadata()
         except Exception as error:  # a truncated or corrupt file: Orbax's many error types
-            log.warning("the run's config kept in %s is unreadable (%s)", self.directory / "metadata",
+            log.warning("the run's config kept in %s is unreadable (%s)", self.directory / ROOT_METADATA,
                         " ".join(str(error).split())[:200])
             return None
         return (getattr(metadata, "custom_metadata", None) or {}).get("config")
