@@ -125,8 +125,8 @@ class Checkpointer:
 
     The typed PRNG key is stored as its key data; the data-order position is the step itself
     (epoch ``step // steps_per_epoch``, batch ``step % steps_per_epoch``). The config of the run
-    that first saves in ``DIR`` is kept beside its checkpoints (Orbax's root metadata), so that a
-    run killed before it wrote ``summary.json`` still says what it trained (`run_config`).
+    whose checkpoints ``DIR`` holds is kept beside them (Orbax's root metadata), so that a run
+    killed before it wrote ``summary.json`` still says what it trained (`run_config`).
     """
 
     def __init__(self, directory: Path, keep: int = 3, run_config: dict[str, Any] | None = None) -> None:
@@ -144,7 +144,7 @@ class Checkpointer:
             metadata=None if run_config is None else {"config": run_config})  # written where none is
 
     def run_config(self) -> dict[str, Any] | None:
-        """The config (as ``summary.json`` holds it) that the first run saving here gave
+        """The config (as ``summary.json`` holds it) that the run whose checkpoints these are gave
         `__init__`; None when it gave none (checkpoints of an earlier jax_mlp, or read by a run
         that resumes from them elsewhere) or it cannot be read (a warning says so)."""
         try:
