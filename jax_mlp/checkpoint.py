@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import numpy as np
 from jax_mlp import files
 from jax_mlp.errors import UserError
 from jax_mlp.model import Params
+from jax_mlp.report import counted
 
 log = logging.getLogger("jax_mlp")
 
@@ -57,18 +60,19 @@ def saved_steps(directory: Path) -> list[int]:
     return sorted(int(path.name) for path in directory.iterdir() if path.name.isdigit()) if directory.is_dir() else []
 
 
-def host_tree(state: Any, fetch: bool = True) -> dict[str, Any]:
-    """What a checkpoint holds of a `jax_mlp.train.TrainState`: ``params``, ``opt_state``, ``step``
-    and the typed PRNG key as its ``key`` data; host copies unless `fetch` is off (the next
-    training call donates the state's device buffers)."""
+def host_tree(state: Any, extras: dict[str, Any] | None = None, fetch: bool = True) -> dict[str, Any]:
+    """What a checkpoint holds of a `jax_mlp.train.TrainState`: ``params``, ``opt_state``, ``step``,
+    ``active``, the typed PRNG key as its ``key`` data, and the hooks' states in `extras` (by
+    name); host copies unless `fetch` is off (the next span donates the state's device buffers)."""
     tree = {"params": state.params, "opt_state": state.opt_state, "step": state.step,
-            "key": jax.random.key_data(state.key)}
+            "key": jax.random.key_data(state.key), "active": state.active, **(extras or {})}
     return jax.device_get(tree) if fetch else tree
 
 
 def from_host_tree(state_type: type, tree: dict[str, Any]) -> Any:
-    """The train state of type `state_type` that `host_tree` gave `tree`."""
-    return state_type(tree["params"], tree["opt_state"], tree["step"], jax.random.wrap_key_data(tree["key"]))
+    """The train state of type `state_type` that `host_tree` gave `tree` (its extras aside)."""
+    return state_type(tree["params"], tree["opt_state"], tree["step"], jax.random.wrap_key_data(tree["key"]),
+                      tree["active"])
 
 
 class CheckpointMismatch(UserError):
@@ -155,13 +159,13 @@ class Checkpointer:
             return None
         return (getattr(metadata, "custom_metadata", None) or {}).get("config")
 
-    def save(self, state: Any) -> None:
-        """Starts saving `state` (a `jax_mlp.train.TrainState`) under its step."""
-        self.save_tree(host_tree(state))
+    def save_tree(self, step: int, tree: dict[str, Any]) -> None:
+        """Starts saving a `host_tree` under `step`."""
+        self._manager.save(step, args=self._ocp.args.StandardSave(tree))
 
-    def save_tree(self, tree: dict[str, Any]) -> None:
-        """Starts saving a `host_tree` under its step."""
-        self._manager.save(int(np.max(tree["step"])), args=self._ocp.args.StandardSave(tree))
+    def wait(self) -> None:
+        """Waits until the pending save is committed."""
+        self._manager.wait_until_finished()
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -175,25 +179,17 @@ class Checkpointer:
             self._manager.delete(saved)
         return later
 
-    def restore(self, like: Any) -> Any:
-        """The newest readable state, shaped like `like` (a `jax_mlp.train.TrainState`); an
-        unreadable checkpoint is skipped with a warning that names it.
-
-        Raises:
-          UserError: no checkpoint in the folder, or none readable.
-        """
-        return from_host_tree(type(like), self.restore_tree(like))
-
-    def restore_tree(self, like: Any, steps: list[int] | None = None) -> dict[str, Any]:
-        """The `host_tree` of the newest readable state among `steps` (default: every saved step),
-        shaped like `like`; an unreadable checkpoint is skipped with a warning that names it.
+    def restore_tree(self, like: dict[str, Any], steps: list[int] | None = None) -> tuple[int, dict[str, Any]]:
+        """The step and `host_tree` of the newest readable state among `steps` (default: every saved step),
+        shaped like the `host_tree` `like`; an unreadable checkpoint is skipped with a warning that
+        names it.
 
         Raises:
           CheckpointMismatch: a checkpoint holds a state of other leaves than `like` (another
             model, data set, optimizer or precision); the earlier ones would too, one run saved them.
           UserError: no checkpoint in the folder, or none readable.
         """
-        abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, host_tree(like, fetch=False))
+        abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, like)
         steps = self.steps() if steps is None else sorted(steps)
         if not steps:
             raise UserError(f"no checkpoint to resume from in {self.directory}")
@@ -209,7 +205,7 @@ class Checkpointer:
                 log.warning("checkpoint %s is unreadable (%s); trying the one before",
                             self.directory / str(step), " ".join(str(error).split())[:200])
                 continue
-            return tree
+            return step, tree
         raise UserError(f"no readable checkpoint in {self.directory} (tried steps {steps})")
 
     def _difference(self, step: int, abstract: Any) -> str | None:
@@ -226,3 +222,87 @@ class Checkpointer:
         """Waits for a pending save and releases Orbax's threads."""
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def run_slice(tree: Any, index: int) -> Any:
+    """Run `index` of a pytree whose leaves have a leading run axis."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
+
+
+def stack_runs(trees: Sequence[Any]) -> Any:
+    """One pytree whose leaves stack the runs' `trees` along a new leading run axis (NumPy)."""
+    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
+
+
+class RunCheckpoints:
+    """The checkpoints of a group of runs (a single run is a group of one): one `Checkpointer` a
+    run, in the run's folder, each keeping its run's config beside its checkpoints; each saves its
+    run's slice of the group's state exactly as a lone run saves it, so that any run of a group
+    resumes alone and a lone run's checkpoints resume in a group.
+
+    Orbax spends about 40 ms of the host's time on each save, however small the state, so the
+    saves of a checkpoint run on a thread of their own while the group trains on. One thread: Orbax's
+    saves started from several threads at once time out waiting for each other.
+    """
+
+    def __init__(self, directories: Sequence[Path], keep: int,
+                 run_configs: Sequence[dict[str, Any] | None] | None = None) -> None:
+        configs = run_configs or [None] * len(directories)
+        self.checkpointers = [Checkpointer(d, keep, c) for d, c in zip(directories, configs)]
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
+        self._pending: list[Future] = []
+
+    def save(self, step: int, state: Any, extras: dict[str, Any] | None = None) -> None:
+        """Starts saving each run's slice of `state` (a `jax_mlp.train.TrainState` whose leaves
+        have a leading run axis; the padding runs past the last folder are not saved) and of the
+        hooks' `extras` under the group's `step`."""
+        tree = host_tree(state, extras)  # now: the next span donates the state's buffers
+        self._pending.append(self._saver.submit(self._save_runs, step, tree))
+
+    def _save_runs(self, step: int, tree: dict[str, Any]) -> None:
+        for index, checkpointer in enumerate(self.checkpointers):
+            # 0-d arrays, not NumPy scalars: Orbax before 0.12 refuses scalars (the step, counts).
+            checkpointer.save_tree(step, jax.tree_util.tree_map(np.asarray, run_slice(tree, index)))
+        for checkpointer in self.checkpointers:  # Orbax commits each run's save in the background
+            checkpointer.wait()
+        # Once every run's save is committed: a run killed after this line resumes from this step.
+        log.info("checkpoint at step %d%s", step, "" if len(self.checkpointers) == 1 else
+                 f" of {counted(len(self.checkpointers), 'run')}")
+
+    def restore(self, like: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """The newest step that every run saved and can read, and the runs' trees at that step
+        stacked along a leading run axis (each shaped like the `host_tree` `like`, one run's);
+        None when the runs have no such step.
+
+        Raises:
+          CheckpointMismatch: a run's checkpoint does not fit `like`.
+          UserError: a lone run's folder holds no checkpoint, or none readable.
+        """
+        if len(self.checkpointers) == 1:  # a lone run: its own errors (no checkpoint, none readable)
+            step, tree = self.checkpointers[0].restore_tree(like)
+            return step, stack_runs([jax.device_get(tree)])
+        saved = set.intersection(*(set(c.steps()) for c in self.checkpointers))
+        for step in sorted(saved, reverse=True):
+            try:
+                trees = [jax.device_get(c.restore_tree(like, [step])[1]) for c in self.checkpointers]
+            except CheckpointMismatch:
+                raise
+            except UserError:  # one run's checkpoint at `step` is unreadable (a warning named it)
+                continue
+            return step, stack_runs(trees)
+        return None
+
+    def drop_after(self, step: int) -> list[tuple[Path, list[int]]]:
+        """Deletes every run's checkpoints after `step` (unreadable, or ahead of the group, which
+        saves those steps again: Orbax skips a save at or below its newest step); returns each
+        folder that had some, with their steps."""
+        dropped = [(c.directory, c.drop_after(step)) for c in self.checkpointers]
+        return [(folder, steps) for folder, steps in dropped if steps]
+
+    def close(self) -> None:
+        """Waits for the pending saves; raises the first one's error."""
+        self._saver.shutdown(wait=True)
+        for checkpointer in self.checkpointers:
+            checkpointer.close()
+        for future in self._pending:
+            future.result()

@@ -181,6 +181,17 @@ class AdamWConfig(AdamConfig):
 
 
 @dataclass
+class EarlyStoppingConfig:
+    """trainer.early_stopping: stop a run whose `monitor` has not improved for `patience` evaluations."""
+
+    monitor: str = "val_loss"  # a validation metric the run records: val_loss, val_accuracy, val_rmse, ...
+    mode: str = "auto"  # min | max | auto (max for accuracy and r2, else min)
+    patience: int = 5  # evaluations without improvement before the run stops
+    min_delta: float = 0.0  # how much better than the best counts as an improvement
+    restore_best: bool = True  # end with the params (params.npz, test metrics) of the best evaluation
+
+
+@dataclass
 class TrainerConfig:
     steps: Optional[int] = 1000  # optimizer steps; or null and set `epochs`
     epochs: Optional[int] = None  # passes over the training split
@@ -188,6 +199,9 @@ class TrainerConfig:
     log_every: int = 100  # steps between log lines
     steps_per_call: Optional[int] = None  # most steps one compiled call runs; null: up to a log line
     eval_every: Optional[int] = None  # epochs between validation passes; null: at every log line
+    # null: off; {patience: 5, ...} (keys of EarlyStoppingConfig) to stop on a stall. Untyped here:
+    # OmegaConf cannot merge a dict into a null structured node; `early_stopping` checks it.
+    early_stopping: Any = None
     loss: str = "auto"  # auto (mse, or cross-entropy for classification) | mse | mae | huber
     precision: str = "float32"  # float32 | float64 | bfloat16 (bf16 arithmetic) | tensorfloat32 (TF32 matmuls)
     platform: str = "auto"  # auto | cpu | gpu | tpu
@@ -461,7 +475,30 @@ def check(cfg: Config) -> None:
     _require(isinstance(t.resume, bool) or (isinstance(t.resume, str) and t.resume != ""), "trainer.resume",
              "false, true or a checkpoints folder", t.resume)
     _one_of("trainer.loss", t.loss, ("auto", *losses.REGRESSION_LOSSES, "cross_entropy"))
+    if (e := early_stopping(t)) is not None:
+        _one_of("trainer.early_stopping.mode", e.mode, ("auto", "min", "max"))
+        _require(e.patience >= 1, "trainer.early_stopping.patience", "a positive integer", e.patience)
+        _require(math.isfinite(e.min_delta) and e.min_delta >= 0, "trainer.early_stopping.min_delta",
+                 "a finite number >= 0", e.min_delta)
     _require(0 <= cfg.seed < 2**32, "seed", "an integer in [0, 2**32)", cfg.seed)
+
+
+def early_stopping(t: TrainerConfig) -> EarlyStoppingConfig | None:
+    """``trainer.early_stopping`` read against `EarlyStoppingConfig`; None when off.
+
+    Raises:
+      UserError: an unknown key or a value of the wrong type.
+    """
+    if t.early_stopping is None:
+        return None
+    if not isinstance(t.early_stopping, (dict, DictConfig)):
+        raise UserError(f"trainer.early_stopping must be null or a mapping such as {{patience: 5}}, "
+                        f"got {t.early_stopping!r}")
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(EarlyStoppingConfig), t.early_stopping)
+    except OmegaConfBaseException as error:
+        raise UserError(f"trainer.early_stopping: {describe_error(error)}") from None
+    return OmegaConf.to_object(node)
 
 
 def check_data(d: DataConfig) -> None:

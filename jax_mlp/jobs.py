@@ -1,13 +1,11 @@
-"""One run without Hydra: `execute` trains a loaded config into a folder (checkpoints, resume,
-interrupts, progress bar and pictures included); `restore_run`, `evaluate_run` and `plot_run`
-read a finished run back. Tests and other programs call these with a config and a folder.
+"""One run without Hydra: `execute` trains a loaded config into a folder (through the one driver,
+`jax_mlp.runs`); the checks of a resumed sweep's jobs; `restore_run`, `evaluate_run` and
+`plot_run` read a finished run back. Tests and other programs call these with a config and a folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -18,65 +16,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_mlp import checkpoint, config, devices, model, optim, report, train
+from jax_mlp import checkpoint, config, devices, model, report, train
 from jax_mlp.data import Scaling
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
-from jax_mlp.interrupts import Interrupts
-from jax_mlp.logging import Progress
-from jax_mlp.outputs import Outcome, RunOutputs
-from jax_mlp.problems import (
-    Problem,
-    describe_run,
-    device_split,
-    due_splits,
-    eval_interval,
-    initial_state,
-    make_evaluator,
-    prepare,
-    start_runtime,
-)
+from jax_mlp.outputs import Outcome
+from jax_mlp.problems import Problem, make_evaluator, prepare, start_runtime
+from jax_mlp.runs import checkpoints_dir, train_runs
 
 log = logging.getLogger("jax_mlp")
-
-
-def checkpoints_dir(cfg: config.Config, out_dir: Path) -> Path:
-    """Where the run's checkpoints are (``RUN_DIR/checkpoints``) or, with ``trainer.resume=PATH``,
-    where it resumes from (PATH, or PATH/checkpoints when PATH is a run folder)."""
-    resume = cfg.trainer.resume
-    if isinstance(resume, str):
-        path = Path(resume).expanduser()
-        return path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    return Path(out_dir) / "checkpoints"
-
-
-def save_checkpoint(checkpointer: checkpoint.Checkpointer, step: int, state: train.TrainState) -> None:
-    """Starts an asynchronous save of `state` and says so in the log."""
-    checkpointer.save(state)
-    log.info("checkpoint at step %d", step)
 
 
 def newest_checkpoint_step(cfg: config.Config, out_dir: Path) -> int | None:
     """The step of the newest checkpoint in the run's checkpoints folder (`checkpoints_dir`), or None."""
     return max(checkpoint.saved_steps(checkpoints_dir(cfg, out_dir)), default=None)
-
-
-def refuse_earlier_checkpoints(out_dirs: Sequence[Path]) -> None:
-    """For runs that start from step 0 in `out_dirs`: refuses a folder whose ``checkpoints/``
-    holds an earlier run's. Orbax would skip every save at or below the earlier run's newest step,
-    and a later ``trainer.resume`` would continue the earlier run.
-
-    Raises:
-      UserError: naming the first such folder and how many others there are.
-    """
-    holding = [(folder, steps) for folder in map(Path, out_dirs)
-               if (steps := checkpoint.saved_steps(folder / "checkpoints"))]
-    if not holding:
-        return
-    (folder, steps), others = holding[0], len(holding) - 1
-    also = f" ({others} other job folder{'s' * (others > 1)} too)" if others else ""
-    raise UserError(f"{folder / 'checkpoints'} holds the checkpoints of an earlier run, the newest at step "
-                    f"{steps[-1]}{also}; continue it with trainer.resume=true, or remove them to start afresh")
 
 
 #: What a sweep's job may change when it resumes: how long it trains and how it logs and saves,
@@ -169,135 +122,22 @@ def has_checkpoint(cfg: config.Config, out_dir: Path) -> bool:
     return newest_checkpoint_step(cfg, out_dir) is not None
 
 
-def open_checkpoints(cfg: config.Config, out_dir: Path, problem: Problem, state: train.TrainState
-                     ) -> tuple[checkpoint.Checkpointer | None, train.TrainState, int | None]:
-    """The run's checkpointer (None without ``trainer.checkpoint_every`` or ``trainer.resume``), its
-    state (the initial `state`, or with ``trainer.resume`` the newest readable checkpoint's, holding
-    the config's hyperparameters) and the step it resumes from (None for a fresh run).
-
-    Raises:
-      UserError: nothing to resume from, a checkpoint past the run's length, or an earlier run's
-        checkpoints where this run saves its own (`refuse_earlier_checkpoints`).
-    """
-    t = cfg.trainer
-    source, own = checkpoints_dir(cfg, out_dir).absolute(), (Path(out_dir) / "checkpoints").absolute()
-    if t.resume is False or source != own:  # this run's own saves start in `own`
-        refuse_earlier_checkpoints([out_dir])
-    if t.checkpoint_every is None and t.resume is False:
-        return None, state, None
-    if isinstance(t.resume, str) and not source.is_dir():
-        raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
-    checkpointer = checkpoint.Checkpointer(source, t.keep_checkpoints, config.as_saved(cfg) if source == own else None)
-    if t.resume is False:
-        return checkpointer, state, None
-    try:
-        restored = checkpointer.restore(state)
-        step = int(restored.step)
-        if step > problem.total_steps:
-            raise UserError(f"the newest checkpoint in {checkpointer.directory} is at step {step}, past "
-                            f"this run's {problem.total_steps} steps; train for more (trainer.steps or "
-                            "trainer.epochs), or start afresh in another folder")
-    except UserError:
-        checkpointer.close()
-        raise
-    log.info("resuming from step %d of %s", step, checkpointer.directory)
-    if source == own and (dropped := checkpointer.drop_after(step)):
-        log.warning("removed the unreadable checkpoints of steps %s: this run saves them again",
-                    ", ".join(map(str, dropped)))
-    key = {optax_name: key for key, optax_name in config.OPTAX_NAMES.items()}
-    for name, (old, new) in optim.changed_hyperparams(restored.opt_state, state.opt_state).items():
-        log.info("optimizer.%s=%g from here on (the checkpoint's was %g)", key[name], new, old)
-    state = restored._replace(opt_state=optim.with_hyperparams_of(restored.opt_state, state.opt_state))
-    if isinstance(t.resume, str):  # later checkpoints go to this run's own folder
-        checkpointer.close()
-        checkpointer = checkpoint.Checkpointer(own, t.keep_checkpoints, config.as_saved(cfg))
-    return checkpointer, state, step
-
-
 def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -> Outcome:
-    """Trains the run `cfg` describes and writes its outputs into `out_dir` (see `RunOutputs`),
-    showing a progress bar on `progress` when given.
-
-    With ``trainer.checkpoint_every`` it saves Orbax checkpoints on the way and at the end; with
-    ``trainer.resume`` it first restores the newest readable one and trains the remaining steps.
+    """Trains the run `cfg` describes, a group of one (`jax_mlp.runs.train_runs`), and writes its
+    outputs into `out_dir` (see `RunOutputs`), showing a progress bar on `progress` when given;
+    starts JAX's multi-process runtime first when the config or the cluster asks for it.
 
     Returns:
       The `Outcome`; its objective is the final validation loss (the training loss when there is
       no validation split), or inf when training diverged.
     """
-    t, d = cfg.trainer, cfg.distributed
+    d = cfg.distributed
     devices.start_distributed(d.enabled, d.coordinator_address, d.num_processes, d.process_id)
-    start_runtime(t)
-    problem = prepare(cfg)
-    state, first_lr = initial_state(cfg, problem)
-    checkpointer, state, resume_step = open_checkpoints(cfg, out_dir, problem, state)
-    x, y = device_split(problem.data.train, problem)
-    batch_sharding = problem.task.batch_sharding
-    everywhere = None if batch_sharding is None else devices.replicated(batch_sharding)
-    if batch_sharding is not None:  # params replicated; the full batch split over the devices too
-        state = devices.place(state, everywhere)
-        x, y = devices.place((x, y), batch_sharding if problem.task.full_batch else everywhere)
-    evaluate = make_evaluator(problem, {"train": (x, y)}, everywhere)
-    eval_every = eval_interval(cfg, problem)
-    outputs = RunOutputs(cfg, problem, out_dir, resume_step)
-    log.info(describe_run(problem, cfg))
-
-    task = problem.task
-    bar = None if progress is None else Progress(
-        progress, problem.total_steps, int(state.step), task.num_train if task.full_batch else task.batch_size,
-        None if task.full_batch else task.steps_per_epoch)
-
-    def on_log(step: int, point: train.LogPoint, state: train.TrainState) -> None:
-        evaluations = {name: evaluate(state.params, name) for name in due_splits(problem, step, eval_every)}
-        outputs.record(step, train.shortest_float(point.loss), train.shortest_float(point.lr),
-                       bool(point.finite), evaluations)
-        if bar is not None:
-            bar.update(step, float(point.loss), float(point.lr))
-
-    if resume_step is None:
-        initial = evaluate(state.params, "train")
-        on_log(0, train.LogPoint(np.asarray(initial["loss"]), first_lr, np.asarray(True)), state)
-    try:
-        with Interrupts() as interrupts, _logs_beside(bar):
-            result = train.fit(state, x, y, problem.task, steps=problem.total_steps - int(state.step),
-                               log_every=t.log_every, eval_every=eval_every, steps_per_call=t.steps_per_call,
-                               on_log=on_log, checkpoint_every=t.checkpoint_every,
-                               on_checkpoint=None if checkpointer is None else functools.partial(
-                                   save_checkpoint, checkpointer),
-                               should_stop=interrupts.arrived)
-        # Any recorded signal stops the run (fit stops only for those that its should_stop saw): one
-        # after fit's last look, during its final span's end, still stops a sweep this job is in.
-        stopped = interrupts.signum is not None
-        if stopped:
-            checkpointer = checkpointer or checkpoint.Checkpointer(Path(out_dir) / "checkpoints",
-                                                                   t.keep_checkpoints, config.as_saved(cfg))
-            save_checkpoint(checkpointer, int(result.state.step), result.state)
-    finally:
-        if checkpointer is not None:
-            checkpointer.close()
-        if bar is not None:
-            bar.close()
-    final = {name: evaluate(result.state.params, name) for name in problem.data.splits()}
-    outcome = outputs.finish(result.state.params, int(result.state.step), final,
-                             interrupts.signum if stopped else None)
+    start_runtime(cfg.trainer)
+    outcome = train_runs([cfg], [out_dir], progress=progress)[0]
     if outcome.status == "interrupted":
         outcome = dataclasses.replace(outcome, message=f"{outcome.message}: checkpoint saved")
-    if t.plots and outputs.writes:
-        from jax_mlp import plots
-
-        pictures = plots.run_plots(Path(out_dir), fitted_function(problem, result.state.params))
-        log.info("pictures: %s", ", ".join(path.name for path in pictures))
     return outcome
-
-
-def _logs_beside(bar: Progress | None):
-    """A context in which log lines print above the progress bar (when there is one) instead of
-    breaking it."""
-    if bar is None:
-        return contextlib.nullcontext()
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    return logging_redirect_tqdm()
 
 
 def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:

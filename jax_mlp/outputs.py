@@ -41,6 +41,25 @@ class Outcome:
     exit_code: int = 0
 
 
+@dataclass(frozen=True)
+class RunEnd:
+    """How one run's training ended, as the loop recorded it (`jax_mlp.loop.FitResult`).
+
+    Attributes:
+      steps: the steps the run trained (where it stopped, diverged or was interrupted).
+      initial_loss: its training loss before the first step.
+      diverged_at: the step at whose point it diverged, else None.
+      signal: the signal that interrupted it, else None.
+      early_stopping: what `jax_mlp.early_stopping.EarlyStopping.summary` says of it, else None.
+    """
+
+    steps: int
+    initial_loss: float
+    diverged_at: int | None = None
+    signal: int | None = None
+    early_stopping: dict[str, Any] | None = None
+
+
 class RunOutputs:
     """One run's folder: ``scaling.json`` at once, ``metrics.jsonl`` a line a log point, and at the
     end ``params.npz`` and ``summary.json``. Shared by single runs and vmapped sweeps."""
@@ -52,8 +71,6 @@ class RunOutputs:
         (a vmapped sweep logs its group instead)."""
         self.cfg, self.problem, self.out_dir, self.verbose = cfg, problem, Path(out_dir), verbose
         self.started = time.perf_counter()
-        self.diverged_at: int | None = None
-        self.initial_loss = math.nan
         self.writes = devices.is_writer()  # of a multi-process run, process 0 alone writes
         self.writers: list[Any] = []
         if not self.writes:
@@ -71,79 +88,70 @@ class RunOutputs:
             self.writers.append(TensorboardWriter(self.out_dir / "tensorboard", hparams(cfg), resume_step))
 
     def _jsonl(self, resume_step: int | None) -> JsonlWriter:
-        """``metrics.jsonl``, resuming: its lines up to `resume_step` kept, the initial loss and the
-        step of a divergence read."""
+        """``metrics.jsonl``; resuming, its lines up to `resume_step` kept."""
         path = self.out_dir / "metrics.jsonl"
         if resume_step is not None and path.is_file():
             kept = [line for line in path.read_text().splitlines(keepends=True)
                     if line.endswith("\n") and json.loads(line)["step"] <= resume_step]
-            records = [json.loads(line) for line in kept]
-            first = records[0] if records else {}
-            self.initial_loss = first.get("loss", math.nan) if first.get("step") == 0 else math.nan
-            # A vmapped group saves its diverged runs too; their record ended at the divergence.
-            self.diverged_at = next((r["step"] for r in records if not math.isfinite(r["loss"])), None)
             files.write_atomic(path, "".join(kept).encode())
         return JsonlWriter(path, truncate=resume_step is None)
 
-    def record(self, step: int, loss: float, lr: float, finite: bool,
-               evaluations: dict[str, dict[str, float]]) -> None:
+    def record(self, step: int, loss: float, lr: float, evaluations: dict[str, dict[str, float]]) -> None:
         """Writes the log point `step`: the mean training loss since the last one, the learning
-        rate, and each evaluated split's metrics; a first non-finite point marks divergence."""
-        if self.diverged_at is not None:
-            return  # a diverged run of a vmapped group trains on; its record ends where a lone run's does
+        rate, and each evaluated split's metrics."""
         task = self.problem.task
         epoch = {} if task.full_batch else {"epoch": round(step / task.steps_per_epoch, 6)}
         record = {"step": step, **epoch, "loss": loss, "lr": lr,
                   **{f"{split}_{k}": v for split, values in evaluations.items() for k, v in values.items()}}
-        if step == 0:
-            self.initial_loss = loss
-        if not finite:
-            self.diverged_at = step
         for writer in self.writers:
             writer.write(record)
         if self.verbose:
             log.info(_describe(record))
 
-    def finish(self, params: model.Params, steps: int, final: dict[str, dict[str, float]],
-               signum: int | None = None) -> Outcome:
+    def finish(self, params: model.Params, end: RunEnd, final: dict[str, dict[str, float]]) -> Outcome:
         """Writes ``params.npz`` and ``summary.json`` from the final params and every split's
-        metrics; returns the run's `Outcome`. `signum`: the signal that interrupted training."""
+        metrics; returns the run's `Outcome`."""
         cfg, data = self.cfg, self.problem.data
         flat = {f"{split}_{k}": v for split, values in final.items() for k, v in values.items()}
-        diverged = self.diverged_at is not None or not math.isfinite(flat["train_loss"])
-        objective = math.inf if diverged or signum is not None else report.finite_or_inf(
+        diverged = end.diverged_at is not None or not math.isfinite(flat["train_loss"])
+        objective = math.inf if diverged or end.signal is not None else report.finite_or_inf(
             flat["val_loss" if data.val is not None else "train_loss"])
         for writer in self.writers:
             writer.close({**flat, "objective": objective})
-        steps = steps if self.diverged_at is None else self.diverged_at
-        status = "diverged" if diverged else "interrupted" if signum is not None else "completed"
+        status = "diverged" if diverged else "interrupted" if end.signal is not None else "completed"
         if self.writes:
-            self._write_final(params, steps, status, flat, objective)
-        if signum is not None and not diverged:
-            return Outcome(objective, status, f"{signal.Signals(signum).name} at step {steps}", 128 + signum)
+            self._write_final(params, end, status, flat, objective)
+        if end.signal is not None and not diverged:
+            return Outcome(objective, status, f"{signal.Signals(end.signal).name} at step {end.steps}",
+                           128 + end.signal)
         if diverged:
             return Outcome(objective, "diverged", (
-                f"training diverged at step {self.diverged_at}: the loss is not finite with "
+                f"training diverged at step {end.diverged_at or end.steps}: the loss is not finite with "
                 f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
                 f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"), EXIT_DIVERGED)
         if self.verbose:
+            if end.early_stopping and end.early_stopping["stopped_early"]:
+                log.info("stopped early at step %d: %s best at step %d (%.6g)", end.steps,
+                         end.early_stopping["monitor"], end.early_stopping["best_step"],
+                         end.early_stopping["best_value"])
             log.info("final metrics:\n%s", textwrap.indent(report.metrics_table(final), "  "))
             log.info("final loss %.6g, objective %.6g; %s; outputs in %s", flat["train_loss"], objective,
                      ", ".join(f"{k} {v:.6g}" for k, v in flat.items() if k != "train_loss"), self.out_dir)
         return Outcome(objective, "completed")
 
-    def _write_final(self, params: model.Params, steps: int, status: str, flat: dict[str, float],
+    def _write_final(self, params: model.Params, end: RunEnd, status: str, flat: dict[str, float],
                      objective: float) -> None:
         """``params.npz`` and ``summary.json``."""
         cfg, data, task = self.cfg, self.problem.data, self.problem.task
         checkpoint.save_params(self.out_dir / "params.npz", params)
         report.write_record(self.out_dir / "summary.json", {
             "status": status,
-            "steps": steps,
-            "epochs": round(steps / task.steps_per_epoch, 6),
-            "initial_loss": self.initial_loss,
+            "steps": end.steps,
+            "epochs": round(end.steps / task.steps_per_epoch, 6),
+            "initial_loss": end.initial_loss,
             **flat,
             "objective": objective,
+            **({"early_stopping": end.early_stopping} if end.early_stopping else {}),
             "lr": cfg.optimizer.lr,
             "task": data.task,
             "loss": task.loss,
@@ -158,11 +166,16 @@ class RunOutputs:
         })
 
 
+def metric_names(problem: Problem) -> tuple[str, ...]:
+    """The metrics an evaluation of a split of `problem` gives."""
+    return ("loss", "accuracy") if problem.data.task == CLASSIFICATION else ("loss", "rmse", "mae", "r2")
+
+
 def metric_columns(problem: Problem) -> list[str]:
     """The columns of a run's metrics table: step (and epoch), loss, lr, then each evaluated
     split's metrics."""
     data, task = problem.data, problem.task
-    names = ("loss", "accuracy") if data.task == CLASSIFICATION else ("loss", "rmse", "mae", "r2")
+    names = metric_names(problem)
     splits = [split for split in ("val", "test") if getattr(data, split) is not None]
     return ["step", *(["epoch"] if not task.full_batch else []), "loss", "lr",
             *(f"{split}_{name}" for split in splits for name in names)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,11 +170,19 @@ def eval_interval(cfg: config.Config, problem: Problem) -> int | None:
     return None if every is None else every * problem.task.steps_per_epoch
 
 
-def describe_run(problem: Problem, cfg: config.Config) -> str:
-    """One line on what is about to train."""
-    data, task = problem.data, problem.task
-    return (f"model {'-'.join(map(str, task.mlp.sizes))} ({model.num_params(task.mlp.sizes)} params, "
+def describe_run(problem: Problem, cfgs: Sequence[config.Config]) -> str:
+    """One line on what is about to train: one run, or a group of runs (with the range of each
+    optimizer hyperparameter and the count of seeds they vary over)."""
+    data, task, first = problem.data, problem.task, cfgs[0]
+    varying = []
+    for key in ("seed", *config.OPTAX_NAMES):
+        values = sorted({getattr(c, key) if key == "seed" else getattr(c.optimizer, key, None) for c in cfgs} - {None})
+        if key == "lr" or len(values) > 1:
+            varying.append(f"{key}={values[0]:g}" if len(values) == 1 else
+                           f"{len(values)} seeds" if key == "seed" else f"{key}={values[0]:g}..{values[-1]:g}")
+    runs = "" if len(cfgs) == 1 else f"{len(cfgs)} runs as one program: "
+    return (f"{runs}model {'-'.join(map(str, task.mlp.sizes))} ({model.num_params(task.mlp.sizes)} params, "
             f"{task.loss}); data {data.name}: {data.task}, {len(data.train)} train / "
-            f"{len(data.val or ())} val / {len(data.test or ())} test; {cfg.optimizer.name} "
-            f"lr={cfg.optimizer.lr:g}; {problem.total_steps} steps of "
+            f"{len(data.val or ())} val / {len(data.test or ())} test; {first.optimizer.name} "
+            f"{' '.join(varying)}; {problem.total_steps} steps of "
             + ("the full batch" if task.full_batch else f"batch {task.batch_size}"))

@@ -8,7 +8,7 @@ Workloads (float32, plain SGD, same data and step count for every contender):
   note  the seed note's 1-2-2-1 sigmoid network, MSE on its three points, full batch, 20000 steps;
   mlp   a 784-512-512-10 relu MLP, softmax cross-entropy, `data=blobs` with 60000 x 784 samples,
         mini-batches of 256, 2 epochs.
-Contenders: this project's `train.fit`; a Python loop calling a jitted step per batch, as the JAX
+Contenders: this project's `loop.fit_one` (the one loop, for a group of one); a Python loop calling a jitted step per batch, as the JAX
 and Flax tutorials write it; a hand-written `lax.scan` over the same step (the roof of this
 design); PyTorch eager with `torch.optim.SGD` (when torch is installed: the `bench` extra);
 scikit-learn's MLP with solver="sgd". Compilation is excluded (each JAX contender runs once
@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_mlp import config, devices, files, model, problems, run, train
+from jax_mlp import config, devices, files, loop, model, problems, run, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,7 +152,7 @@ Contender = tuple[Callable[[], object], float]
 
 def project_fit(s: Setup) -> Contender:
     def go():
-        result = train.fit(s.state(), s.x, s.y, s.task, steps=s.w.steps, log_every=s.w.log_every)
+        result = loop.fit_one(s.state(), s.x, s.y, s.task, steps=s.w.steps, log_every=s.w.log_every)
         jax.block_until_ready(result.state.params)
     go()
     return go, 1.0

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jax_mlp import config, errors, jobs, losses, model, optim, train
+from jax_mlp import config, errors, jobs, loop, losses, model, optim, train
 
 
 def _task(num_train: int, batch_size: int | None, activation: str = "tanh") -> train.Task:
@@ -59,7 +59,7 @@ def test_fused_mini_batch_epochs_equal_a_plain_loop():
         for b in range(task.steps_per_epoch):
             weights = train.batch_weights(task, jnp.int32(b))
             plain, _ = step(plain, x[order[b]], y[order[b]], weights)
-    fused = train.fit(state, x, y, task, steps=3 * task.steps_per_epoch, log_every=4).state
+    fused = loop.fit_one(state, x, y, task, steps=3 * task.steps_per_epoch, log_every=4).state
     for a, b in zip(jax.tree_util.tree_leaves(plain.params), jax.tree_util.tree_leaves(fused.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -72,8 +72,8 @@ def test_mini_batch_fit_compiles_once_across_epochs_and_learning_rates():
         params = model.init_params(jax.random.key(0), (3, 5, 1))  # fit donates the last state's
         state = train.init_state(params, optim.make_optimizer(task.optimizer, {"learning_rate": lr}),
                                  jax.random.key(0))
-        train.fit(state, x, y, task, steps=7, log_every=2)
-    assert train.compiled(task).train_span._cache_size() == 1
+        loop.fit_one(state, x, y, task, steps=7, log_every=2)
+    assert train.group_program(task, 1, None).span._cache_size() == 1
 
 
 def test_classification_losses_and_accuracy():

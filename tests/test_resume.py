@@ -181,7 +181,7 @@ def test_a_checkpoints_folder_keeps_the_config_of_the_run_that_saved_there(tmp_p
     def run(lr: float, saves: bool) -> checkpoint.Checkpointer:
         started = checkpoint.Checkpointer(tmp_path / "checkpoints", 3, {"optimizer": {"lr": lr}})
         if saves:
-            started.save_tree({"step": np.asarray(5), "params": np.ones(2)})
+            started.save_tree(5, {"step": np.asarray(5), "params": np.ones(2)})
         started.close()
         return started
 
@@ -347,22 +347,22 @@ def test_tree_difference_names_the_first_leaf_that_differs_params_first():
 
 
 def test_a_signal_after_the_last_look_of_fit_still_stops_the_run(tmp_path, monkeypatch):
-    # The signal comes once fit has asked its last should_stop (its final span done), before the
+    # The signal comes once fit has asked its stop requests (its final span done), before the
     # job's `Interrupts` ends: the run is `interrupted` at its last step, so a sweep in this process
     # stops after it, rather than losing the signal and going on.
     import signal
     import threading
 
-    from jax_mlp import config, jobs, train
+    from jax_mlp import config, jobs, loop
 
-    fit = train.fit
+    fit = loop.fit
 
     def fit_then_signal(*args, **kwargs):
         result = fit(*args, **kwargs)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
         return result
 
-    monkeypatch.setattr(train, "fit", fit_then_signal)
+    monkeypatch.setattr(loop, "fit", fit_then_signal)
     cfg = config.load(config.compose(["trainer.compilation_cache=false", "trainer.steps=20", "trainer.log_every=10"]))
     outcome = jobs.execute(cfg, tmp_path)
     assert (outcome.status, outcome.exit_code, outcome.message) == ("interrupted", 143,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, corrupt_checkpoint, job_folder, read_jsonl, steps_saved
 
-from jax_mlp import config, jobs, report, run, sweep
+from jax_mlp import config, jobs, report, run, runs, sweep
 from jax_mlp.data import load_dataset
 from jax_mlp.errors import UserError
 from jax_mlp.outputs import Outcome
@@ -97,7 +97,7 @@ def test_a_sweep_shares_data_sets_between_neighbouring_groups_only(tmp_path, mon
         loads.append(seed)
         return load_dataset(data_cfg, seed, scaling)
 
-    monkeypatch.setattr(sweep, "load_dataset", counted)
+    monkeypatch.setattr(runs, "load_dataset", counted)
     # Two structures (sgd, adam), so `check_groups` loads data (seed 0's) before the groups do;
     # seeds 0 and 1 draw their own data.
     cfgs = [_cfg("trainer.steps=10", f"optimizer={name}", f"seed={seed}") for name in ("sgd", "adam") for seed in (0, 1)]
@@ -318,7 +318,7 @@ SHARDED = """
 import json, signal, sys
 from pathlib import Path
 import jax, numpy as np
-from jax_mlp import config, jobs, report, run, sweep
+from jax_mlp import config, jobs, report, run, runs, sweep
 from test_sweep import _StopAfter
 def group(*extra):
     return [config.load(config.compose(["trainer.compilation_cache=false", "trainer.precision=float64",
@@ -335,7 +335,7 @@ for i, cfg in enumerate(cfgs):
 sweep.execute_all(cfgs, [out / f"r{i}" for i in range(6)], interrupts=_StopAfter(2))  # stops at step 100
 sweep.execute_all(group("trainer.resume=true"), [out / f"r{i}" for i in range(6)])
 resumed = [(out / f"r{i}" / "params.npz").read_bytes() == (out / f"g{i}" / "params.npz").read_bytes() for i in range(6)]
-print(json.dumps({"devices": jax.device_count(), "mesh": sweep._run_sharding().mesh.size, "worst": worst,
+print(json.dumps({"devices": jax.device_count(), "mesh": runs.run_sharding(6).mesh.size, "worst": worst,
                   "resumed": resumed}))
 """
 

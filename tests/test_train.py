@@ -11,8 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jax_mlp import config, errors, jobs, model, optim, outputs, problems, train
+from jax_mlp import config, errors, jobs, loop, model, optim, outputs, problems, train
 from jax_mlp.checkpoint import load_params
+
+
+class Points(loop.Hook):
+    """Keeps every point the loop reports."""
+
+    def __init__(self) -> None:
+        self.points: list[loop.Point] = []
+
+    def at_point(self, loop_: loop.Loop, point: loop.Point) -> None:
+        self.points.append(point)
 
 
 def _problem(dtype=jnp.float32, lr=0.1, momentum=0.0, activation="tanh"):
@@ -45,7 +55,7 @@ def test_span_equals_a_python_loop_of_steps(momentum):
     for _ in range(25):
         looped, loss = step(looped, x, y)
         losses.append(float(loss))
-    fused = train.fit(state, x, y, task, steps=25, log_every=10).state
+    fused = loop.fit_one(state, x, y, task, steps=25, log_every=10).state
     for a, b in zip(jax.tree_util.tree_leaves(looped.params), jax.tree_util.tree_leaves(fused.params)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert int(fused.step) == 25
@@ -58,48 +68,48 @@ def test_fit_logs_mean_loss_of_each_interval():
     for _ in range(7):
         probe, loss = step(probe, x, y)
         losses.append(float(loss))
-    logged = []
-    train.fit(state, x, y, task, steps=7, log_every=3, on_log=lambda s, m, _: logged.append((s, m)))
-    assert [s for s, _ in logged] == [3, 6, 7]
-    assert float(logged[0][1].loss) == pytest.approx(np.mean(losses[:3]), rel=1e-12)
-    assert float(logged[2][1].loss) == pytest.approx(losses[6], rel=1e-12)
-    assert float(logged[0][1].lr) == 0.1 and bool(logged[0][1].finite)
+    logged = Points()
+    loop.fit_one(state, x, y, task, steps=7, log_every=3, hooks=[logged])
+    assert [p.step for p in logged.points] == [3, 6, 7]
+    assert float(logged.points[0].loss[0]) == pytest.approx(np.mean(losses[:3]), rel=1e-12)
+    assert float(logged.points[2].loss[0]) == pytest.approx(losses[6], rel=1e-12)
+    assert logged.points[0].lr.tolist() == [0.1] and logged.points[0].finite.tolist() == [True]
 
 
 def test_fit_compiles_once_across_spans_lengths_and_learning_rates():
     state, x, y, task = _problem(jnp.float32, activation="softplus")  # a task no other test uses
-    span = train.compiled(task).train_span
+    span = train.group_program(task, 1, None).span
     assert span._cache_size() == 0
-    train.fit(state, x, y, task, steps=25, log_every=10)  # spans of 10, 10 and 5
+    loop.fit_one(state, x, y, task, steps=25, log_every=10)  # spans of 10, 10 and 5
     other_state, *_ = _problem(jnp.float32, lr=0.003, activation="softplus")
-    train.fit(other_state, x, y, task, steps=30, log_every=7)
+    loop.fit_one(other_state, x, y, task, steps=30, log_every=7)
     assert span._cache_size() == 1
 
 
 def test_steps_per_call_splits_spans_without_changing_results():
     state, x, y, task = _problem(jnp.float64)
-    whole = train.fit(state, x, y, task, steps=12, log_every=12).state
+    whole = loop.fit_one(state, x, y, task, steps=12, log_every=12).state
     state, *_ = _problem(jnp.float64)
-    logged = []
-    split = train.fit(state, x, y, task, steps=12, log_every=12, steps_per_call=5,
-                      on_log=lambda s, m, _: logged.append(s)).state
-    assert logged == [12]
+    logged = Points()
+    split = loop.fit_one(state, x, y, task, steps=12, log_every=12, steps_per_call=5, hooks=[logged]).state
+    assert [p.step for p in logged.points] == [12]
     for a, b in zip(jax.tree_util.tree_leaves(whole.params), jax.tree_util.tree_leaves(split.params)):
         np.testing.assert_array_equal(a, b)
 
 
 def test_next_point():
-    assert train.next_point(0, 100, 30) == 30
-    assert train.next_point(30, 100, 30, 20) == 40
-    assert train.next_point(90, 100, 30) == 100
-    assert train.next_point(5, 100, None, 7) == 7
+    assert loop.next_point(0, 100, 30) == 30
+    assert loop.next_point(30, 100, 30, 20) == 40
+    assert loop.next_point(90, 100, 30) == 100
+    assert loop.next_point(5, 100, None, 7) == 7
 
 
 def test_fit_stops_at_the_log_point_where_the_loss_stops_being_finite():
     state, x, y, task = _problem(jnp.float32, lr=1e4)
-    logged = []
-    result = train.fit(state, x, y, task, steps=1000, log_every=50, on_log=lambda s, m, _: logged.append(s))
-    assert result.diverged_at == 50 and logged == [50]
+    logged = Points()
+    result = loop.fit_one(state, x, y, task, steps=1000, log_every=50, hooks=[loop.Divergence(), logged])
+    assert result.diverged_at.tolist() == [50] and [p.step for p in logged.points] == [50]
+    assert result.step == 50 and int(result.state.step) == 50
 
 
 def _execute(tmp_path: Path, *overrides: str) -> tuple[outputs.Outcome, Path]:
