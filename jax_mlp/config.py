@@ -25,6 +25,7 @@ from jax_mlp.data.readers import csv_delimiter
 from jax_mlp.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+DEFAULT_STEPS = 1000  # a run's length when neither trainer.steps nor trainer.epochs is set
 SCHEMA_PREFIX = "schema"
 # trainer.precision -> the precision of the network's matrix products (`train.Task.matmul_precision`):
 # float32 and float64 runs get the products they name on every device, the same numbers as on a CPU.
@@ -193,7 +194,7 @@ class EarlyStoppingConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: Optional[int] = 1000  # optimizer steps; or null and set `epochs`
+    steps: Optional[int] = None  # optimizer steps; null: `epochs`, or DEFAULT_STEPS when that is null too
     epochs: Optional[int] = None  # passes over the training split
     batch_size: Optional[int] = None  # null: the full batch
     log_every: int = 100  # steps between log lines
@@ -451,10 +452,9 @@ def check(cfg: Config) -> None:
     check_data(cfg.data)
 
     t = cfg.trainer
-    if t.steps is not None and t.epochs is not None:  # the default steps=1000 meets an epochs override
+    if t.steps is not None and t.epochs is not None:  # an experiment's epochs meets a steps override, say
         raise UserError(f"trainer.steps={t.steps} and trainer.epochs={t.epochs} are both set; add trainer.steps=null "
                         f"to train for {t.epochs} epochs, or trainer.epochs=null for {t.steps} steps")
-    _require(t.steps is not None or t.epochs is not None, "trainer.steps or trainer.epochs", "set", "both null")
     _require(t.steps is None or t.steps >= 1, "trainer.steps", "null or a positive integer", t.steps)
     _require(t.epochs is None or t.epochs >= 1, "trainer.epochs", "null or a positive integer", t.epochs)
     _require(t.batch_size is None or t.batch_size >= 1, "trainer.batch_size", "null or a positive integer",

@@ -76,7 +76,8 @@ def prepare(cfg: config.Config, scaling: Scaling | None = None,
     compute = "bfloat16" if t.precision == "bfloat16" else None
     shape = train.Task(mlp, loss_name(cfg, data), None, len(data.train), t.batch_size, compute_dtype=compute,
                        matmul_precision=config.MATMUL_PRECISIONS[t.precision])
-    total_steps = t.steps if t.steps is not None else t.epochs * shape.steps_per_epoch
+    total_steps = (t.steps if t.steps is not None else t.epochs * shape.steps_per_epoch if t.epochs is not None
+                   else config.DEFAULT_STEPS)
     sharding = devices.data_parallel_sharding(t.batch_size, len(data.train)) if t.data_parallel else None
     task = dataclasses.replace(shape, optimizer=config.optimizer_kind(cfg.optimizer, total_steps),
                                batch_sharding=sharding)

@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from jax_mlp import config, devices, hydra_mode, interrupts, report
-from jax_mlp.errors import EXIT_USER_ERROR, UserError
+from jax_mlp.errors import UserError, exit_user_error
 from jax_mlp.jobs import execute, finished_run, has_checkpoint, refuse_renumbered_jobs
 from jax_mlp.logging import progress_wanted
 from jax_mlp.outputs import NOT_STARTED, UNFINISHED
@@ -170,28 +170,15 @@ def _task(cfg: DictConfig) -> float:
         exit_user_error(str(error))
 
 
-def exit_user_error(message: str) -> None:
-    """Prints ``jax_mlp: error: MESSAGE`` on stderr and exits with status 2."""
-    print(f"jax_mlp: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
-
-
-def or_exit(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)``; a `UserError` it raises ends the process as `exit_user_error` does."""
-    try:
-        return function(*args)
-    except UserError as error:
-        exit_user_error(str(error))
-
-
 def main() -> None:
     """The command line: ``python scripts/train.py [overrides] [-m]``."""
     import hydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    # Let composition errors reach us instead of Hydra's multi-line report, so they end as one line.
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    # Let composition errors reach us instead of Hydra's multi-line report, so they end as one line
+    # (whatever the user's environment says: HYDRA_FULL_ERROR=0 would print Hydra's report, status 1).
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     interrupts.terminate_as_interrupt()
     config.register()
     if {"--help", "-h"} & set(sys.argv[1:]) and not any(a.startswith("hydra/help=") for a in sys.argv[1:]):

@@ -159,7 +159,8 @@ def _train(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExe
 
     state, first_lr = initial_states(members, problem, sharding)
     stopper = None if rule is None else early_stopping.EarlyStopping(rule, state.params, problem.dtype)
-    ended = {"diverged_at": np.full(padded, loop.NOT_YET, np.int32), "stopped_at": np.full(padded, loop.NOT_YET, np.int32),
+    not_yet = np.full(padded, loop.NOT_YET, np.int32)
+    ended = {"diverged_at": not_yet, "stopped_at": not_yet.copy(),
              "initial_loss": np.full(padded, np.nan, problem.dtype)}
 
     def extras(at: loop.Loop | loop.FitResult | None = None) -> dict[str, Any]:

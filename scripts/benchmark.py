@@ -8,9 +8,9 @@ Workloads (float32, plain SGD, same data and step count for every contender):
   note  the seed note's 1-2-2-1 sigmoid network, MSE on its three points, full batch, 20000 steps;
   mlp   a 784-512-512-10 relu MLP, softmax cross-entropy, `data=blobs` with 60000 x 784 samples,
         mini-batches of 256, 2 epochs.
-Contenders: this project's `loop.fit_one` (the one loop, for a group of one); a Python loop calling a jitted step per batch, as the JAX
-and Flax tutorials write it; a hand-written `lax.scan` over the same step (the roof of this
-design); PyTorch eager with `torch.optim.SGD` (when torch is installed: the `bench` extra);
+Contenders: this project's `loop.fit_one` (the one loop, for a group of one); a Python loop calling
+a jitted step per batch, as the JAX and Flax tutorials write it; a hand-written `lax.scan` over the
+same step (the roof of this design); PyTorch eager with `torch.optim.SGD` (when torch is installed: the `bench` extra);
 scikit-learn's MLP with solver="sgd". Compilation is excluded (each JAX contender runs once
 before it is timed). Each of `--repeats` rounds times every contender once in turn (scikit-learn
 in the first round only); speeds are the best of the rounds, and each ratio to this project is
@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_mlp import config, devices, files, loop, model, problems, run, train
+from jax_mlp import config, devices, errors, files, loop, model, problems, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -414,12 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-parallel-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.json is not None:
-        run.or_exit(files.output_file, args.json, "--json")
+        errors.or_exit(files.output_file, args.json, "--json")
     if args.repeats < 1:
-        run.exit_user_error(f"--repeats must be a positive integer, got {args.repeats}")
+        errors.exit_user_error(f"--repeats must be a positive integer, got {args.repeats}")
     unknown = [skip for skip in args.skip if not any(skip in name for name in CONTENDERS)]
     if unknown:
-        run.exit_user_error(f"--skip {' '.join(unknown)}: no contender is named so; the contenders: "
+        errors.exit_user_error(f"--skip {' '.join(unknown)}: no contender is named so; the contenders: "
                             f"{', '.join(CONTENDERS)} (a part of a name is enough: sklearn, pytorch)")
     repeats = 1 if args.quick else args.repeats
     if args.data_parallel_child:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_mlp import files, run
+from jax_mlp import errors, files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.json is not None:
-        run.or_exit(files.output_file, args.json, "--json")
+        errors.or_exit(files.output_file, args.json, "--json")
     lrs = lambda n, start, factor: ",".join(f"{start * factor**i:.4g}" for i in range(n))  # noqa: E731
     note_lr, note_seeds, moons_lr, moons_seeds = (4, 4, 4, 2) if args.quick else (16, 16, 8, 8)
     results = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_mlp import config, files, jobs, problems, run
+from jax_mlp import config, errors, files, jobs, problems
 from jax_mlp.data import CLASSIFICATION
 from jax_mlp.errors import UserError
 
@@ -52,9 +52,9 @@ def _config(experiment: str, seed: int) -> config.Config:
     try:
         return config.load(config.compose([f"experiment={experiment}", f"seed={seed}"]))
     except (HydraException, OmegaConfBaseException) as error:
-        run.exit_user_error(config.describe_error(error))
+        errors.exit_user_error(config.describe_error(error))
     except UserError as error:
-        run.exit_user_error(str(error))
+        errors.exit_user_error(str(error))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.json is not None:
-        run.or_exit(files.output_file, args.json, "--json")
+        errors.or_exit(files.output_file, args.json, "--json")
 
     rows = []
     for seed in args.seeds:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jax_mlp import jobs, report, run
+from jax_mlp import errors, jobs, report
 from jax_mlp.errors import UserError
 
 
@@ -22,13 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics = jobs.evaluate_run(args.run_dir, args.split)
     except UserError as error:
-        run.exit_user_error(str(error))
+        errors.exit_user_error(str(error))
     for key, value in metrics.items():
         print(f"{args.split}_{key} {value:.6g}")
     try:
         report.write_record(args.run_dir / "eval.json", {"split": args.split, **metrics})
     except OSError as error:
-        run.exit_user_error(f"cannot write {args.run_dir / 'eval.json'} ({error.strerror}); the metrics are above")
+        errors.exit_user_error(f"cannot write {args.run_dir / 'eval.json'} ({error.strerror}); the metrics are above")
     return 0
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jax_mlp import jobs, plots, report, run
+from jax_mlp import errors, jobs, plots, report
 from jax_mlp.errors import UserError
 
 
@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
                        for path in jobs.plot_run(args.folder / row["job"])]
             written += [path for path in [plots.sweep_plot(args.folder, rows)] if path is not None]
     except UserError as error:
-        run.exit_user_error(str(error))
+        errors.exit_user_error(str(error))
     except OSError as error:  # a folder this user may read but not write, say
-        run.exit_user_error(f"{error.filename}: {error.strerror}")
+        errors.exit_user_error(f"{error.filename}: {error.strerror}")
     for path in written:
         print(path)
     return 0

@@ -22,7 +22,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jax_mlp import config, losses, model, run  # noqa: E402
+from jax_mlp import config, errors, losses, model  # noqa: E402
 
 # The note's hand-worked figures (its two-decimal rounding included), by parameter.
 NOTE_GRADS = {
@@ -179,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             draw(params, x, result, args.plot)
         except OSError as error:  # no such folder, no permission
-            run.exit_user_error(f"--plot {args.plot}: {error.strerror}")
+            errors.exit_user_error(f"--plot {args.plot}: {error.strerror}")
         except ValueError as error:  # matplotlib: a format it cannot write
-            run.exit_user_error(f"--plot {args.plot}: {error}")
+            errors.exit_user_error(f"--plot {args.plot}: {error}")
     return 0
 
 

@@ -85,9 +85,9 @@ def test_momentum_preset():
     (["optimizer=adam", "optimizer.b2=1.5"], "optimizer.b2 must be in [0, 1), got 1.5"),
     (["optimizer=adamw", "optimizer.weight_decay=-1"], "optimizer.weight_decay must be a finite number >= 0"),
     (["trainer.steps=0"], "trainer.steps must be null or a positive integer, got 0"),
-    (["trainer.epochs=3"], "trainer.steps=1000 and trainer.epochs=3 are both set; add trainer.steps=null to train "
-                           "for 3 epochs, or trainer.epochs=null for 1000 steps"),
-    (["trainer.steps=null"], "trainer.steps or trainer.epochs must be set, got 'both null'"),
+    (["experiment=digits", "trainer.steps=500"], "trainer.steps=500 and trainer.epochs=100 are both set; add "
+                                                 "trainer.steps=null to train for 100 epochs, or trainer.epochs=null "
+                                                 "for 500 steps"),
     (["trainer.log_every=-5"], "trainer.log_every must be a positive integer, got -5"),
     (["trainer.loss=l1"], "trainer.loss must be one of auto, cross_entropy, huber, mae, mse, got 'l1'"),
     (["trainer.x64=true"], "unknown config key 'trainer.x64'"),
@@ -137,3 +137,14 @@ def test_a_plugin_of_an_extra_that_is_not_installed_says_what_to_install(missing
 
     error = MissingConfigException(f"Could not find '{missing}'", missing_cfg_file=missing, options=["basic"])
     assert config.describe_error(error) == expected
+
+
+def test_a_data_set_alone_trains_an_mlp_and_a_length_alone_is_the_length():
+    from jax_mlp import problems
+
+    bare, digits = (config.load(config.compose(o)) for o in ([], ["data=digits"]))
+    assert (bare.model.init, bare.model.hidden) == ("explicit", [2, 2])  # the note's network
+    assert (digits.model.init, digits.model.hidden, digits.data.name) == ("glorot_uniform", [32, 32], "digits")
+    assert problems.prepare(bare).total_steps == config.DEFAULT_STEPS == 1000
+    moons = problems.prepare(config.load(config.compose(["data=moons", "trainer.epochs=3", "trainer.batch_size=32"])))
+    assert moons.total_steps == 3 * moons.task.steps_per_epoch == 3 * 19

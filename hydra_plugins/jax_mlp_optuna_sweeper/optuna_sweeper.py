@@ -52,7 +52,7 @@ class OptunaSweeper(Wrapping, Sweeper):
         assert self.config is not None
         impl = self.hydras.sweeper
         if impl.n_trials < 1:  # Hydra's sweeper then failed on the best of no trials: "Record does not exist."
-            from jax_mlp.run import exit_user_error
+            from jax_mlp.errors import exit_user_error
 
             exit_user_error(f"hydra.sweeper.n_trials must be a positive integer, got {impl.n_trials}")
         _check_search_space([*(f"{k}={v}" for k, v in (impl.params or {}).items()), *arguments])
@@ -67,7 +67,7 @@ class OptunaSweeper(Wrapping, Sweeper):
                 log.info("Optuna: %d of the sweep's trials are done; %d to go", len(jobs), impl.n_trials)
             impl.sampler = _offset_seed(impl.sampler, self.config.hydra.sweeper.sampler, len(study.trials))
         elif jobs and resume:
-            from jax_mlp.run import exit_user_error
+            from jax_mlp.errors import exit_user_error
 
             exit_user_error(_no_study_to_finish(sweep_dir, impl.storage, impl.study_name))
         # Job folders numbered after the sweep folder's last: Hydra's sweeper numbers them from 0,
@@ -111,7 +111,7 @@ def _check_search_space(overrides: List[str]) -> None:
         try:
             create_optuna_distribution_from_override(override)
         except ValueError as error:
-            from jax_mlp.run import exit_user_error
+            from jax_mlp.errors import exit_user_error
 
             exit_user_error(f"{override.input_line}: {error}")
 

@@ -328,10 +328,9 @@ class VmapSweeper(Sweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from jax_mlp import files
         from jax_mlp import sweep as jax_mlp_sweep
-        from jax_mlp.errors import UserError
+        from jax_mlp.errors import UserError, exit_user_error
         from jax_mlp.interrupts import Interrupts
         from jax_mlp.report import counted
-        from jax_mlp.run import exit_user_error
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         try:
