@@ -76,7 +76,7 @@ def test_an_mlp_from_the_command_line_trains(train_cli):
     (["trainer.platform=tpu"], "trainer.platform=tpu: no tpu device here; available: cpu (or auto)"),
     (["hydra/sweeper=vmap", "hparams_search=optuna"],
      "hparams_search=optuna brings its own sweeper; drop hydra/sweeper=... from the command line"),
-    (["data=moons"], "model.weights[0] has w [1, 2] and b [2], but the sizes [2, 2, 2, 1] need w [2, 2] and "
+    (["data=moons", "model=seed_note"], "model.weights[0] has w [1, 2] and b [2], but the sizes [2, 2, 2, 1] need w [2, 2] and "
                      "b [2]; model=mlp draws weights of any size"),
     (["experiment=sine", "trainer.steps=50"], "optimizer.warmup_steps=100 must be fewer than the run's 50 steps"),
     (["+experiment=moons"], "+experiment=moons adds a second experiment, but config.yaml's defaults list has one "

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import read_jsonl, steps_saved
 
-from jax_mlp import config, jobs, sweep
+from jax_mlp import config, jobs, report, sweep
 from jax_mlp.errors import UserError
 
 # 40 noisy points of a sine and a wide net: the validation loss falls, then turns up.
@@ -82,6 +82,16 @@ def test_every_run_of_a_vmapped_group_stops_where_it_stops_alone(tmp_path):
                 np.testing.assert_allclose(g[key], a[key], rtol=1e-9, atol=1e-12)
         stops.append(grouped["steps"])
     assert len(set(stops)) > 1  # the runs stop at their own points, the others going on
+    for i, lr in enumerate(rates):  # the sweep tables read the job folders Hydra leaves
+        (tmp_path / "group" / str(i) / ".hydra").mkdir()
+        (tmp_path / "group" / str(i) / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={lr}\n")
+    rows = {row["job"]: row for row in report.write_sweep_summary(tmp_path / "group")}
+    for i in range(len(rates)):
+        stopping = _summary(tmp_path / "group" / str(i))["early_stopping"]
+        assert (rows[str(i)]["best_step"], rows[str(i)]["stopped_at"]) == (stopping["best_step"],
+                                                                           stopping["stopped_at"] or "")
+    header = (tmp_path / "group" / "sweep_summary.md").read_text().splitlines()[0]
+    assert "| best_step |" in header and "| stopped_at |" in header
 
 
 def _killed_at(folder: Path, step: int) -> None:
