@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from jax_mlp import config, devices, hydra_mode, interrupts, report
+from jax_mlp import config, devices, interrupts, report
 from jax_mlp.errors import UserError, exit_user_error
 from jax_mlp.jobs import execute, finished_run, has_checkpoint, refuse_renumbered_jobs
 from jax_mlp.logging import progress_wanted
@@ -189,14 +189,13 @@ def main() -> None:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
     app = hydra.main(config_path=str(config.CONFIG_DIR), config_name="config", version_base="1.3")(_task)
     try:
-        with hydra_mode.probe_skipped(sys.argv[1:], config.CONFIG_DIR):
-            try:
-                with interrupts.unhidden():  # a sweeper's own training (hydra/sweeper=vmap)
-                    app()
-            except (SystemExit, KeyboardInterrupt) as stop:
-                SweepSummary.write_for_stopped_sweep(interrupted=isinstance(stop, KeyboardInterrupt)
-                                                     or stop.code in INTERRUPTED_EXIT_CODES)
-                raise
+        try:
+            with interrupts.unhidden():  # a sweeper's own training (hydra/sweeper=vmap)
+                app()
+        except (SystemExit, KeyboardInterrupt) as stop:
+            SweepSummary.write_for_stopped_sweep(interrupted=isinstance(stop, KeyboardInterrupt)
+                                                 or stop.code in INTERRUPTED_EXIT_CODES)
+            raise
     except (HydraException, OmegaConfBaseException) as error:
         exit_user_error(config.describe_error(error))
     except ValueError as error:  # Hydra's checks of its flags (`-m --cfg job`), Optuna's of a search's space
