@@ -158,27 +158,12 @@ class OptimizerConfig:
     final_lr_fraction: float = 0.0  # where cosine, warmup_cosine and linear end, times lr
 
 
-@dataclass
-class SGDConfig(OptimizerConfig):
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.0
-    nesterov: bool = False
-
-
-@dataclass
-class AdamConfig(OptimizerConfig):
-    name: str = "adam"
-    lr: float = 1e-3
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
-
-
-@dataclass
-class AdamWConfig(AdamConfig):
-    name: str = "adamw"
-    weight_decay: float = 1e-4
+def _optimizer_schema(name: str, entry: optim.Optimizer) -> type:
+    """The config schema of a registry entry (`jax_mlp.optim.REGISTRY`): its name, float
+    hyperparameters and switches, with the entry's defaults."""
+    fields = [("name", str, field(default=name)), *((f.key, float, field(default=f.default)) for f in entry.floats),
+              *((key, bool, field(default=default)) for key, default in entry.switches)]
+    return dataclasses.make_dataclass(f"{name.capitalize()}Config", fields, bases=(OptimizerConfig,))
 
 
 @dataclass
@@ -252,7 +237,7 @@ DATA_SCHEMAS: dict[str, type] = {
     "spirals": SpiralsDataConfig, "blobs": BlobsDataConfig, "sklearn": SklearnDataConfig,
     "csv": CsvDataConfig, "npz": NpzDataConfig, "mnist": MnistDataConfig,
 }
-OPTIMIZER_SCHEMAS: dict[str, type] = {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig}
+OPTIMIZER_SCHEMAS: dict[str, type] = {name: _optimizer_schema(name, entry) for name, entry in optim.REGISTRY.items()}
 
 _GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"": ModelConfig},
@@ -406,8 +391,15 @@ def _positive(key: str, value: float) -> None:
     _require(math.isfinite(value) and value > 0, key, "a positive finite number", value)
 
 
+def _non_negative(key: str, value: float) -> None:
+    _require(math.isfinite(value) and value >= 0, key, "a finite number >= 0", value)
+
+
 def _unit_interval(key: str, value: float) -> None:
     _require(0 <= value < 1, key, "in [0, 1)", value)
+
+
+_HYPERPARAM_CHECKS = {"positive": _positive, "unit": _unit_interval, "non-negative": _non_negative}
 
 
 def check(cfg: Config) -> None:
@@ -434,16 +426,8 @@ def check(cfg: Config) -> None:
 
     o = cfg.optimizer
     _one_of("optimizer.name", o.name, optim.OPTIMIZERS)
-    _positive("optimizer.lr", o.lr)
-    if isinstance(o, SGDConfig):
-        _unit_interval("optimizer.momentum", o.momentum)
-    if isinstance(o, AdamConfig):
-        _unit_interval("optimizer.b1", o.b1)
-        _unit_interval("optimizer.b2", o.b2)
-        _positive("optimizer.eps", o.eps)
-    if isinstance(o, AdamWConfig):
-        _require(math.isfinite(o.weight_decay) and o.weight_decay >= 0, "optimizer.weight_decay",
-                 "a finite number >= 0", o.weight_decay)
+    for f in optim.REGISTRY[o.name].floats:
+        _HYPERPARAM_CHECKS[f.allowed](f"optimizer.{f.key}", getattr(o, f.key))
 
     _one_of("optimizer.schedule", o.schedule, optim.SCHEDULES)
     _require(o.warmup_steps >= 0, "optimizer.warmup_steps", "an integer >= 0", o.warmup_steps)
@@ -539,15 +523,13 @@ def data_seed(cfg: Config) -> int:
     return cfg.seed if cfg.data.seed is None else cfg.data.seed
 
 
-# The optimizer config's float hyperparameters and their names in Optax.
-OPTAX_NAMES = {"lr": "learning_rate", "momentum": "momentum", "b1": "b1", "b2": "b2", "eps": "eps",
-               "weight_decay": "weight_decay"}
+# Every optimizer's float hyperparameters, by config key, and their names in Optax.
+OPTAX_NAMES = {f.key: f.optax for entry in optim.REGISTRY.values() for f in entry.floats}
 
 
 def optimizer_hyperparams(cfg: OptimizerConfig) -> dict[str, float]:
     """The optimizer's float hyperparameters by Optax's names (``lr`` becomes ``learning_rate``)."""
-    return {optax_name: float(getattr(cfg, key)) for key, optax_name in OPTAX_NAMES.items()
-            if hasattr(cfg, key)}
+    return {f.optax: float(getattr(cfg, f.key)) for f in optim.REGISTRY[cfg.name].floats}
 
 
 def optimizer_kind(cfg: OptimizerConfig, total_steps: int) -> optim.OptimizerKind:
@@ -559,7 +541,8 @@ def optimizer_kind(cfg: OptimizerConfig, total_steps: int) -> optim.OptimizerKin
     if cfg.schedule == "warmup_cosine" and cfg.warmup_steps >= total_steps:
         raise UserError(f"optimizer.warmup_steps={cfg.warmup_steps} must be fewer than the run's {total_steps} "
                         f"steps (optimizer.schedule=warmup_cosine); lower it or train longer")
-    return optim.kind_of(cfg.name, optimizer_hyperparams(cfg), getattr(cfg, "nesterov", False),
+    switches = {key: getattr(cfg, key) for key, _ in optim.REGISTRY[cfg.name].switches}
+    return optim.kind_of(cfg.name, optimizer_hyperparams(cfg), switches,
                          schedule=cfg.schedule, steps=total_steps, warmup_steps=cfg.warmup_steps,
                          final_fraction=cfg.final_lr_fraction)
 

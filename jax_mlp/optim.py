@@ -7,7 +7,7 @@ training step serves every value of them, and a sweep can stack them along a run
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,15 +16,52 @@ import optax
 
 from jax_mlp.errors import UserError
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "warmup_cosine", "linear")
 
-# Hyperparameters of each optimizer, with the defaults used where a config leaves them out.
-_DEFAULTS: dict[str, dict[str, float]] = {
-    "sgd": {"learning_rate": 0.1, "momentum": 0.0},
-    "adam": {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8},
-    "adamw": {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 1e-4},
+
+@dataclass(frozen=True)
+class Float:
+    """A float hyperparameter of an optimizer, held as an array in its state (a vmap sweep varies it).
+
+    Attributes:
+      key: its name in the config (``optimizer.lr``).
+      optax: the Optax factory's argument.
+      default: the schema's default.
+      allowed: "positive", "unit" (in [0, 1)) or "non-negative": what `jax_mlp.config` checks.
+      drops_state_at_zero: exactly 0 leaves its state out (SGD without momentum keeps no buffer),
+        so whether it is 0 is part of the compiled structure.
+    """
+
+    key: str
+    optax: str
+    default: float
+    allowed: str = "positive"
+    drops_state_at_zero: bool = False
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """One registry entry: the Optax `factory`, its float hyperparameters and its boolean switches
+    (config key -> default; static arguments of the factory). The config schema, the defaults, the
+    checks and what a vmap sweep may vary are all read from here."""
+
+    factory: Callable[..., optax.GradientTransformation]
+    floats: tuple[Float, ...]
+    switches: tuple[tuple[str, bool], ...] = ()
+
+
+def _lr(default: float) -> Float:
+    return Float("lr", "learning_rate", default)
+
+
+_ADAM = (_lr(1e-3), Float("b1", "b1", 0.9, "unit"), Float("b2", "b2", 0.999, "unit"), Float("eps", "eps", 1e-8))
+REGISTRY: dict[str, Optimizer] = {
+    "sgd": Optimizer(optax.sgd, (_lr(0.1), Float("momentum", "momentum", 0.0, "unit", drops_state_at_zero=True)),
+                     (("nesterov", False),)),
+    "adam": Optimizer(optax.adam, _ADAM),
+    "adamw": Optimizer(optax.adamw, (*_ADAM, Float("weight_decay", "weight_decay", 1e-4, "non-negative"))),
 }
+OPTIMIZERS: tuple[str, ...] = tuple(REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -33,8 +70,9 @@ class OptimizerKind:
 
     Attributes:
       name: one of `OPTIMIZERS`.
-      momentum: SGD keeps a momentum buffer (a momentum of exactly 0 needs none).
-      nesterov: SGD uses Nesterov momentum.
+      dropped: the Optax names of the hyperparameters left out because they are 0 (and their state
+        with them: `Float.drops_state_at_zero`).
+      switches: the factory's boolean arguments, (Optax name, value) pairs.
       schedule: one of `SCHEDULES`; the learning rate is multiplied by it, step by step.
       steps: the schedule's length (the run's total number of steps).
       warmup_steps: steps of linear warm-up from 0 (``warmup_cosine``).
@@ -42,8 +80,8 @@ class OptimizerKind:
     """
 
     name: str
-    momentum: bool = False
-    nesterov: bool = False
+    dropped: tuple[str, ...] = ()
+    switches: tuple[tuple[str, bool], ...] = ()
     schedule: str = "constant"
     steps: int = 0
     warmup_steps: int = 0
@@ -53,22 +91,27 @@ class OptimizerKind:
 def kind_of(
     name: str,
     hyperparams: Mapping[str, float],
-    nesterov: bool = False,
+    switches: Mapping[str, bool] | None = None,
     *,
     schedule: str = "constant",
     steps: int = 0,
     warmup_steps: int = 0,
     final_fraction: float = 0.0,
 ) -> OptimizerKind:
-    """The `OptimizerKind` for a named optimizer with the given hyperparameters and schedule."""
-    if name not in OPTIMIZERS:
+    """The `OptimizerKind` for a named optimizer with the given hyperparameters (by Optax's names;
+    missing ones take their defaults), switches and schedule."""
+    if name not in REGISTRY:
         raise UserError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     if schedule not in SCHEDULES:
         raise UserError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    has_momentum = name == "sgd" and float(hyperparams.get("momentum", 0.0)) != 0.0
+    entry = REGISTRY[name]
+    dropped = tuple(f.optax for f in entry.floats
+                    if f.drops_state_at_zero and float(hyperparams.get(f.optax, f.default)) == 0.0)
+    # A switch of a dropped state means nothing (Nesterov without momentum): left at its default.
+    chosen = {key: bool((switches or {}).get(key, default)) and not dropped for key, default in entry.switches}
     if schedule == "constant":
         steps, warmup_steps, final_fraction = 0, 0, 0.0
-    return OptimizerKind(name, has_momentum, has_momentum and nesterov, schedule, steps,
+    return OptimizerKind(name, dropped, tuple(sorted(chosen.items())), schedule, steps,
                          warmup_steps if schedule == "warmup_cosine" else 0, final_fraction)
 
 
@@ -97,7 +140,7 @@ def make_optimizer(
       hyperparams: values by Optax's argument names (``learning_rate``, ``momentum``, ``b1``,
         ...). They become the initial state of `init`; `update` reads them from the state, so a
         transformation built with other values updates identically. Missing ones take the
-        defaults in `_DEFAULTS`.
+        registry's defaults (`REGISTRY`).
       dtype: dtype of the injected hyperparameters, arrays included; None (the default) takes
         the params', so updates keep their dtype and a float64 run's learning rate is not rounded
         to float32.
@@ -105,22 +148,17 @@ def make_optimizer(
     Returns:
       An `optax.GradientTransformation` whose state has a ``hyperparams`` dict of scalars.
     """
-    values = {**_DEFAULTS[kind.name], **(hyperparams or {})}
-    unknown = set(values) - set(_DEFAULTS[kind.name])
-    if unknown:
+    entry = REGISTRY[kind.name]
+    defaults = {f.optax: f.default for f in entry.floats if f.optax not in kind.dropped}
+    values = {**defaults, **(hyperparams or {})}
+    if unknown := set(values) - {f.optax for f in entry.floats}:
         raise UserError(f"{kind.name} has no hyperparameter {sorted(unknown)[0]!r}")
+    values = {name: value for name, value in values.items() if name not in kind.dropped}
     if dtype is not None:  # Optax casts Python floats only; an array (a sweep's) keeps its dtype
         values = {name: jnp.asarray(value, dtype) for name, value in values.items()}
-    if kind.name == "sgd":
-        inject = optax.inject_hyperparams(optax.sgd, static_args=("nesterov",), hyperparam_dtype=dtype)
-        if kind.momentum:
-            base = inject(learning_rate=values["learning_rate"], momentum=values["momentum"],
-                          nesterov=kind.nesterov)
-        else:
-            base = inject(learning_rate=values["learning_rate"])
-    else:
-        factory = optax.adam if kind.name == "adam" else optax.adamw
-        base = optax.inject_hyperparams(factory, hyperparam_dtype=dtype)(**values)
+    switches = dict(kind.switches)
+    inject = optax.inject_hyperparams(entry.factory, static_args=tuple(switches), hyperparam_dtype=dtype)
+    base = inject(**values, **switches)
     schedule = schedule_of(kind)
     # Scaling the whole update by the schedule equals scheduling the learning rate (the rate is
     # the last factor of every optimizer here), and keeps the peak rate an array in the state.

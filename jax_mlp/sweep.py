@@ -19,7 +19,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from jax_mlp import config, jobs, report
+from jax_mlp import config, jobs, optim, report
 from jax_mlp.errors import UserError
 from jax_mlp.interrupts import Interrupts
 from jax_mlp.outputs import NOT_STARTED, Outcome
@@ -30,21 +30,19 @@ log = logging.getLogger("jax_mlp")
 
 FILE_THREADS = 4  # threads writing the runs' folders
 
-# What may differ between the runs of one group.
-VARYING_OPTIMIZER_FIELDS = ("lr", "momentum", "b1", "b2", "eps", "weight_decay")
-
-
 def structure_key(cfg: config.Config) -> str:
     """What the runs of one group share: the config without the seed and the optimizer's float
-    hyperparameters (but with whether SGD keeps a momentum buffer)."""
+    hyperparameters (`jax_mlp.optim.REGISTRY`; but with whether a state that a 0 drops is kept,
+    SGD's momentum buffer)."""
     values = dataclasses.asdict(cfg)
     values.pop("seed")
     if values["data"]["seed"] is None:
         values["data"]["seed"] = "per run"  # drawn from each run's seed, stacked along the run axis
     optimizer = values["optimizer"]
-    optimizer["momentum_buffer"] = bool(optimizer.get("momentum", 0.0))
-    for key in VARYING_OPTIMIZER_FIELDS:
-        optimizer.pop(key, None)
+    for f in optim.REGISTRY[optimizer["name"]].floats:  # the floats vary within a group (the optimizer's state)
+        value = optimizer.pop(f.key)
+        if f.drops_state_at_zero:
+            optimizer[f"{f.key}_state"] = value != 0
     return json.dumps(values, sort_keys=True)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from jax_mlp import config
+from jax_mlp import config, optim
 from jax_mlp.errors import UserError
 
 
@@ -26,7 +26,7 @@ def _message(*overrides: str) -> str:
 
 def test_groups_compose_into_their_schemas():
     cfg = _load("model=mlp", "optimizer=adamw", "optimizer.lr=0.01", "seed=3")
-    assert isinstance(cfg.optimizer, config.AdamWConfig)
+    assert isinstance(cfg.optimizer, config.OPTIMIZER_SCHEMAS["adamw"])
     assert cfg.optimizer.lr == 0.01 and cfg.optimizer.weight_decay == 1e-4
     assert cfg.model.hidden == [32, 32] and cfg.model.init == "glorot_uniform"
     assert cfg.seed == 3
@@ -51,7 +51,7 @@ def test_a_config_saved_with_x64_loads_as_float64_precision():
 
 def test_an_experiment_takes_another_optimizer_with_that_optimizers_defaults():
     cfg = _load("experiment=moons", "optimizer=adam")
-    assert isinstance(cfg.optimizer, config.AdamConfig)
+    assert isinstance(cfg.optimizer, config.OPTIMIZER_SCHEMAS["adam"])
     assert (cfg.optimizer.lr, cfg.optimizer.schedule) == (0.001, "cosine")
     moons = _load("experiment=moons").optimizer
     assert (moons.name, moons.lr, moons.momentum, moons.nesterov, moons.schedule) == ("sgd", 0.05, 0.9, True, "cosine")
@@ -148,3 +148,22 @@ def test_a_data_set_alone_trains_an_mlp_and_a_length_alone_is_the_length():
     assert problems.prepare(bare).total_steps == config.DEFAULT_STEPS == 1000
     moons = problems.prepare(config.load(config.compose(["data=moons", "trainer.epochs=3", "trainer.batch_size=32"])))
     assert moons.total_steps == 3 * moons.task.steps_per_epoch == 3 * 19
+
+
+@pytest.mark.parametrize("name", list(optim.REGISTRY))
+def test_each_optimizer_is_one_registry_entry_read_by_the_schema_the_checks_and_the_sweep(name):
+    from jax_mlp import sweep
+
+    entry = optim.REGISTRY[name]
+    schema = config.OPTIMIZER_SCHEMAS[name]()
+    floats = {f.key: f.default for f in entry.floats}
+    assert {k: getattr(schema, k) for k in floats} == floats and schema.name == name
+    assert {k: getattr(schema, k) for k, _ in entry.switches} == dict(entry.switches)
+    base = _load(f"optimizer={name}")
+    for f in entry.floats:  # each float varies inside one vmap group, and its range is checked
+        other = 2 * f.default + 0.25 if f.allowed != "unit" else 0.5
+        varied = _load(f"optimizer={name}", f"optimizer.{f.key}={other}")
+        same_group = sweep.structure_key(varied) == sweep.structure_key(base)
+        assert same_group != (f.drops_state_at_zero and f.default == 0), f.key  # 0 -> 0.5 adds SGD's buffer
+        with pytest.raises(UserError, match=rf"^optimizer\.{f.key} must be "):
+            _load(f"optimizer={name}", f"optimizer.{f.key}=-1")

@@ -39,7 +39,7 @@ def _steps(tx, n=3):
 
 def test_sgd_is_w_minus_lr_grad_and_keeps_lr_in_state():
     kind = optim.kind_of("sgd", {"learning_rate": 0.1, "momentum": 0.0})
-    assert kind == optim.OptimizerKind("sgd", momentum=False, nesterov=False)
+    assert kind == optim.OptimizerKind("sgd", dropped=("momentum",), switches=(("nesterov", False),))
     params, state = _steps(optim.make_optimizer(kind, {"learning_rate": 0.1}, dtype=jnp.float64), n=1)
     np.testing.assert_allclose(params["w"], PARAMS["w"] - 0.1 * GRADS["w"], rtol=1e-15)
     assert float(optim.learning_rate(kind, state)) == 0.1
@@ -93,7 +93,7 @@ def test_optimizers_match_optax(name, hyper, reference):
 
 def test_nesterov_differs_from_heavy_ball():
     hyper = {"learning_rate": 0.1, "momentum": 0.9}
-    nesterov, _ = _steps(optim.make_optimizer(optim.kind_of("sgd", hyper, True), hyper, dtype=jnp.float64))
+    nesterov, _ = _steps(optim.make_optimizer(optim.kind_of("sgd", hyper, {"nesterov": True}), hyper, dtype=jnp.float64))
     reference, _ = _steps(optax.sgd(0.1, momentum=0.9, nesterov=True))
     np.testing.assert_allclose(nesterov["w"], reference["w"], rtol=1e-12)
 
@@ -126,7 +126,7 @@ def test_r2_equals_scikit_learns(targets):
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_a_restored_state_takes_new_hyperparameters_and_keeps_its_count_and_moments(schedule):
-    kind = optim.OptimizerKind("sgd", momentum=True, schedule=schedule, steps=10)
+    kind = optim.OptimizerKind("sgd", switches=(("nesterov", False),), schedule=schedule, steps=10)
     params = {"w": jnp.ones(3)}
     old = optim.make_optimizer(kind, {"learning_rate": 0.1, "momentum": 0.9})
     state = old.init(params)
