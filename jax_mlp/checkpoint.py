@@ -133,7 +133,8 @@ class Checkpointer:
     killed before it wrote ``summary.json`` still says what it trained (`run_config`).
     """
 
-    def __init__(self, directory: Path, keep: int = 3, run_config: dict[str, Any] | None = None) -> None:
+    def __init__(self, directory: Path, keep: int = 3, run_config: dict[str, Any] | None = None,
+                 best: str | None = None) -> None:
         import orbax.checkpoint as ocp  # imported here: it takes a second, and only checkpointing runs need it
 
         self._ocp = ocp
@@ -142,7 +143,14 @@ class Checkpointer:
             # The record of a run that saved nothing here (killed before its first save): Orbax
             # writes this run's only where none is (from process 0, as here).
             shutil.rmtree(self.directory / ROOT_METADATA, ignore_errors=True)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True)
+        if best is None:
+            options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True)
+        else:  # the newest `keep` and the one of the best monitored value (saved as its metrics)
+            policies = ocp.checkpoint_managers
+            options = ocp.CheckpointManagerOptions(enable_async_checkpointing=True, preservation_policy=(
+                policies.AnyPreservationPolicy([policies.LatestN(n=keep), policies.BestN(
+                    get_metric_fn=lambda metrics: metrics["monitor"], reverse=best == "min", n=1,
+                    keep_checkpoints_without_metrics=False)])))
         self._manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler(),
             metadata=None if run_config is None else {"config": run_config})  # written where none is
@@ -159,9 +167,11 @@ class Checkpointer:
             return None
         return (getattr(metadata, "custom_metadata", None) or {}).get("config")
 
-    def save_tree(self, step: int, tree: dict[str, Any]) -> None:
-        """Starts saving a `host_tree` under `step`."""
-        self._manager.save(step, args=self._ocp.args.StandardSave(tree))
+    def save_tree(self, step: int, tree: dict[str, Any], monitored: float | None = None) -> None:
+        """Starts saving a `host_tree` under `step`, with the `monitored` value of a checkpointer
+        that keeps the best (None: unknown yet, or not finite)."""
+        metrics = None if monitored is None or not np.isfinite(monitored) else {"monitor": float(monitored)}
+        self._manager.save(step, args=self._ocp.args.StandardSave(tree), metrics=metrics)
 
     def wait(self) -> None:
         """Waits until the pending save is committed."""
@@ -246,23 +256,26 @@ class RunCheckpoints:
     """
 
     def __init__(self, directories: Sequence[Path], keep: int,
-                 run_configs: Sequence[dict[str, Any] | None] | None = None) -> None:
+                 run_configs: Sequence[dict[str, Any] | None] | None = None, best: str | None = None) -> None:
+        """`best` ("min" or "max"): keep each run's checkpoint of the best monitored value too."""
         configs = run_configs or [None] * len(directories)
-        self.checkpointers = [Checkpointer(d, keep, c) for d, c in zip(directories, configs)]
+        self.checkpointers = [Checkpointer(d, keep, c, best) for d, c in zip(directories, configs)]
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
         self._pending: list[Future] = []
 
-    def save(self, step: int, state: Any, extras: dict[str, Any] | None = None) -> None:
+    def save(self, step: int, state: Any, extras: dict[str, Any] | None = None,
+             monitored: np.ndarray | None = None) -> None:
         """Starts saving each run's slice of `state` (a `jax_mlp.train.TrainState` whose leaves
         have a leading run axis; the padding runs past the last folder are not saved) and of the
-        hooks' `extras` under the group's `step`."""
+        hooks' `extras` under the group's `step`, with each run's `monitored` value (R,)."""
         tree = host_tree(state, extras)  # now: the next span donates the state's buffers
-        self._pending.append(self._saver.submit(self._save_runs, step, tree))
+        self._pending.append(self._saver.submit(self._save_runs, step, tree, monitored))
 
-    def _save_runs(self, step: int, tree: dict[str, Any]) -> None:
+    def _save_runs(self, step: int, tree: dict[str, Any], monitored: np.ndarray | None) -> None:
         for index, checkpointer in enumerate(self.checkpointers):
             # 0-d arrays, not NumPy scalars: Orbax before 0.12 refuses scalars (the step, counts).
-            checkpointer.save_tree(step, jax.tree_util.tree_map(np.asarray, run_slice(tree, index)))
+            checkpointer.save_tree(step, jax.tree_util.tree_map(np.asarray, run_slice(tree, index)),
+                                   None if monitored is None else monitored[index])
         for checkpointer in self.checkpointers:  # Orbax commits each run's save in the background
             checkpointer.wait()
         # Once every run's save is committed: a run killed after this line resumes from this step.

@@ -62,7 +62,8 @@ def check(rule: Rule, recorded: dict[str, tuple[str, ...]]) -> None:
 
 
 class EarlyStopping(Hook):
-    """The hook; `tree` is its state (leaves with a run axis), saved with the checkpoints."""
+    """The hook; `tree` is its state (leaves with a run axis), saved with the checkpoints: each
+    run's best params, value and step, the evaluations since, and its latest value."""
 
     name = "early_stopping"
 
@@ -73,11 +74,12 @@ class EarlyStopping(Hook):
         worst = -np.inf if rule.maximise else np.inf
         self.tree = {"params": jax.tree_util.tree_map(jnp.copy, params),
                      "value": np.full(runs, worst, dtype), "step": np.full(runs, NOT_YET, np.int32),
-                     "waited": np.zeros(runs, np.int32)}
+                     "waited": np.zeros(runs, np.int32),
+                     "latest": np.full(runs, np.nan, dtype)}  # each run's value at its latest evaluation
 
     def load(self, tree: dict[str, Any]) -> None:
         """Takes the state a checkpoint saved (`tree` as saved)."""
-        self.tree = {**tree, **{k: np.asarray(tree[k]) for k in ("value", "step", "waited")}}
+        self.tree = {**tree, **{k: np.asarray(tree[k]) for k in ("value", "step", "waited", "latest")}}
 
     def at_point(self, loop: Loop, point: Point) -> None:
         value = point.evaluations.get(self.rule.split, {}).get(self.rule.metric)
@@ -85,6 +87,7 @@ class EarlyStopping(Hook):
             return
         best, sign = self.tree["value"], -1.0 if self.rule.maximise else 1.0
         evaluated = point.training & point.finite
+        self.tree["latest"] = np.where(evaluated, value, self.tree["latest"]).astype(best.dtype)
         improved = evaluated & (sign * value < sign * best - self.rule.min_delta)
         if improved.any():
             self.tree["params"] = select_runs(improved, loop.state.params, self.tree["params"])

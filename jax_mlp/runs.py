@@ -169,8 +169,9 @@ def _train(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExe
             ended.update(diverged_at=at.diverged_at.astype(np.int32), stopped_at=at.stopped_at.astype(np.int32))
         return {"loop": dict(ended), **({stopper.name: stopper.tree} if stopper is not None else {})}
 
+    best = None if rule is None else "max" if rule.maximise else "min"
     checkpoints, state, restored, resume_step = open_checkpoints(cfgs, out_dirs, state, extras(),
-                                                                 problem.total_steps, start_unsaved)
+                                                                 problem.total_steps, start_unsaved, best)
     ended.update({k: np.asarray(v) for k, v in restored["loop"].items()})
     if stopper is not None:
         stopper.load(restored[stopper.name])
@@ -192,7 +193,7 @@ def _train(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExe
         progress, problem.total_steps, resume_step or 0, task.num_train if task.full_batch else task.batch_size,
         None if task.full_batch else task.steps_per_epoch)
     outputs = list(outputs)
-    saves = Checkpoints(checkpoints, extras)
+    saves = Checkpoints(checkpoints, extras, None if stopper is None else lambda: stopper.tree["latest"])
     hooks = [Evaluation(evaluate, functools.partial(due_splits, problem, eval_every=eval_every)), loop.Divergence(),
              *([stopper] if stopper is not None else []), Records(outputs, bar), saves]
     own = contextlib.nullcontext(interrupts) if interrupts is not None else Interrupts()
@@ -210,8 +211,9 @@ def _train(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExe
         signum = stops.signum
         if signum is not None:  # a checkpoint to resume from, asked for or not
             saves.checkpoints = saves.checkpoints or checkpoint.RunCheckpoints(
-                [Path(d) / "checkpoints" for d in out_dirs], t.keep_checkpoints, [config.as_saved(c) for c in cfgs])
-            saves.checkpoints.save(result.step, result.state, extras(result))
+                [Path(d) / "checkpoints" for d in out_dirs], t.keep_checkpoints, [config.as_saved(c) for c in cfgs],
+                best)
+            saves.save(result.step, result.state, extras(result))
     finally:
         if saves.checkpoints is not None:
             saves.checkpoints.close()
@@ -298,7 +300,7 @@ def refuse_earlier_checkpoints(out_dirs: Sequence[Path]) -> None:
 
 
 def open_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], state: train.TrainState,
-                     extras: dict[str, Any], total_steps: int, start_unsaved: bool = False
+                     extras: dict[str, Any], total_steps: int, start_unsaved: bool = False, best: str | None = None
                      ) -> tuple[checkpoint.RunCheckpoints | None, train.TrainState, dict[str, Any], int | None]:
     """The runs' checkpoints (None without ``trainer.checkpoint_every`` or ``trainer.resume``), their
     state and what the hooks keep (`extras`), and the step they resume from (None for a fresh start).
@@ -310,6 +312,7 @@ def open_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], st
     saved one and `start_unsaved`; in the runs' own folders
     the checkpoints after that step are deleted (unreadable, or ahead of the group: the group saves
     those steps again). ``trainer.resume=PATH`` (one run) reads PATH and saves in its own folder.
+    `best` ("min", "max"): each run keeps its checkpoint of the best monitored value too.
 
     Raises:
       UserError: nothing to resume from, the runs have no readable step in common, it is past
@@ -326,7 +329,7 @@ def open_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], st
         return None, state, extras, None
     if isinstance(t.resume, str) and not sources[0].is_dir():
         raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
-    checkpoints = checkpoint.RunCheckpoints(own, t.keep_checkpoints, [config.as_saved(c) for c in cfgs])
+    checkpoints = checkpoint.RunCheckpoints(own, t.keep_checkpoints, [config.as_saved(c) for c in cfgs], best)
     if t.resume is False or (start_unsaved and not any(checkpoint.saved_steps(d) for d in own)):
         return checkpoints, state, extras, None
     reader = checkpoints if sources == own else checkpoint.RunCheckpoints(sources, t.keep_checkpoints)
@@ -424,15 +427,19 @@ def group_line(losses: np.ndarray, active: np.ndarray, diverged: np.ndarray) -> 
 
 class Checkpoints(loop.Hook):
     """Saves the group's state and what `extras(loop)` says the hooks keep at each checkpoint
-    point, unless every run has diverged."""
+    point, unless every run has diverged; `monitored()`, when given, is each run's latest value of
+    the monitored metric, by which each run's best checkpoint is kept."""
 
-    def __init__(self, checkpoints: checkpoint.RunCheckpoints | None,
-                 extras: Callable[[loop.Loop], dict[str, Any]]) -> None:
-        self.checkpoints, self.extras = checkpoints, extras
+    def __init__(self, checkpoints: checkpoint.RunCheckpoints | None, extras: Callable[[loop.Loop], dict[str, Any]],
+                 monitored: Callable[[], np.ndarray] | None = None) -> None:
+        self.checkpoints, self.extras, self.monitored = checkpoints, extras, monitored
 
     def at_checkpoint(self, loop_: loop.Loop) -> None:
         if self.checkpoints is not None and not np.all(loop_.diverged_at != loop.NOT_YET):
-            self.checkpoints.save(loop_.step, loop_.state, self.extras(loop_))
+            self.save(loop_.step, loop_.state, self.extras(loop_))
+
+    def save(self, step: int, state: train.TrainState, extras: dict[str, Any]) -> None:
+        self.checkpoints.save(step, state, extras, None if self.monitored is None else self.monitored())
 
 
 class StopRequests(loop.Hook):

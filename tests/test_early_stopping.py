@@ -137,3 +137,11 @@ def test_a_monitored_metric_the_run_does_not_record_is_one_line(tmp_path):
                                         r"data.val_fraction, e.g. 0.2$"):
         jobs.execute(_cfg(PATIENCE, "data.val_fraction=0"), tmp_path)
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_the_best_checkpoint_is_kept_beside_the_newest(tmp_path):
+    jobs.execute(_cfg(PATIENCE, "trainer.checkpoint_every=20", "trainer.keep_checkpoints=2"), tmp_path)
+    best = _summary(tmp_path)["early_stopping"]["best_step"]
+    stop = _summary(tmp_path)["steps"]
+    assert best < stop - 40  # not among the two newest
+    assert steps_saved(tmp_path) == [best, stop - 20, stop]
