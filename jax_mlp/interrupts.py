@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,49 @@ def stop_file() -> Path | None:
 
 
 def requested_stop() -> int | None:
-    """The number of the signal the parent process wrote into the stop file, or None (no file, or
-    not a worker of such a sweep)."""
+    """The number of the signal the parent process wrote into the stop file (SIGTERM's once the
+    parent is gone: `worker_job`), or None (no file, or not a worker of such a sweep)."""
+    if _orphaned is not None:
+        return _orphaned
     path = stop_file()
     try:
         return None if path is None else int(path.read_text())
     except (FileNotFoundError, ValueError):  # none yet, or caught half-written
         return None
+
+
+_orphaned: int | None = None  # SIGTERM once the sweep's process of this worker is gone
+_jobs_training = 0  # the jobs this worker process is training (`worker_job`)
+_parent_watch: threading.Thread | None = None
+
+
+@contextlib.contextmanager
+def worker_job(poll_seconds: float = 0.5) -> Iterator[None]:
+    """A job in a launcher's worker process. A watch (started once a process) sees the worker's
+    parent, the sweep's process, end however it ended (kill -9 too): a job in training then stops
+    at its span's end and saves as a stop request makes it, and the worker ends once none of its
+    jobs trains, rather than waiting, idle and holding the command's output open, for a parent
+    that is gone (loky's workers do)."""
+    global _jobs_training, _parent_watch
+    if _parent_watch is None:
+        _parent_watch = threading.Thread(target=_end_with_parent, args=(os.getppid(), poll_seconds),
+                                         name="jax-mlp-parent-watch", daemon=True)
+        _parent_watch.start()
+    _jobs_training += 1
+    try:
+        yield
+    finally:
+        _jobs_training -= 1
+
+
+def _end_with_parent(parent: int, poll_seconds: float) -> None:
+    global _orphaned
+    while os.getppid() == parent:
+        time.sleep(poll_seconds)
+    _orphaned = signal.SIGTERM
+    while _jobs_training:
+        time.sleep(poll_seconds)
+    os._exit(128 + signal.SIGTERM)
 
 
 class Terminated(KeyboardInterrupt):

@@ -9,6 +9,7 @@ runtime; the work is done by `jax_mlp.jobs`, which knows nothing of Hydra.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import logging
 import math
@@ -71,7 +72,8 @@ def run(cfg: DictConfig) -> float:
     if multirun:
         checked = _resumed_in_sweep(checked, out_dir)
     shown = sys.stderr if progress_wanted(checked.trainer.progress, sys.stderr, multirun) else None
-    outcome = execute(checked, out_dir, progress=shown)
+    with interrupts.worker_job() if worker else contextlib.nullcontext():
+        outcome = execute(checked, out_dir, progress=shown)
     if outcome.message:
         # A sweep's job leaves the advice to the sweep: "to finish the sweep, run the same command...".
         hint = "" if multirun or outcome.status != "interrupted" else \

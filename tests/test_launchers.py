@@ -200,6 +200,24 @@ def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_pat
     assert not (tmp_path / "2" / "metrics.jsonl").exists() and not (tmp_path / ".jax_mlp_stop").exists()
 
 
+def test_joblib_workers_save_and_end_soon_after_their_sweep_is_killed_outright(tmp_path, cache_home):
+    # kill -9 of the sweep's process left its loky workers idle for good, holding the command's
+    # output open: a script reading it to its end hung.
+    proc = _sweep_in_a_session(tmp_path, cache_home, "launcher=joblib", "seed=0,1,2")
+    training = 0
+    for line in proc.stdout:
+        training += "step 200000 loss" in line
+        if training == 2:  # both workers are in training
+            proc.kill()
+            break
+    proc.communicate(timeout=60)  # returns once every process holding the output has ended
+    assert proc.returncode == -signal.SIGKILL
+    for job in ("0", "1"):  # each job in training stopped at its span's end and saved
+        summary = json.loads((tmp_path / job / "summary.json").read_text())
+        assert summary["status"] == "interrupted" and (tmp_path / job / "checkpoints" / str(summary["steps"])).is_dir()
+    assert not (tmp_path / "2" / "metrics.jsonl").exists()
+
+
 def _when_jobs_reach(folders: list, step: int) -> None:
     """A ``tail -F`` of the jobs' ``metrics.jsonl``, read until every job has logged `step` (at most
     two minutes, should a job never log): the jobs of submitit's launcher log to files, not to the
