@@ -616,6 +616,8 @@ def _check_known_keys(node: DictConfig, path: str = "") -> None:
         full = f"{path}{key}"
         if known is not None and key not in known:
             raise UserError(f"unknown config key {full!r}; allowed here: {', '.join(sorted(known))}")
+        # OmegaConf's private node access (tests/test_private_apis.py): the public one resolves
+        # interpolations, which may not resolve before the schema check (${now:}, a missing value).
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
             _check_known_keys(child, full + ".")

@@ -252,6 +252,7 @@ def exit_after(entry_point: Callable[[], Any]) -> NoReturn:
         if status is not None:
             print(status, file=sys.stderr)
         status = 0 if status is None else 1
+    # The standard library's private exit steps (tests/test_private_apis.py): no public call runs them.
     getattr(threading, "_shutdown", lambda: None)()  # what the interpreter's exit calls first
     atexit._run_exitfuncs()
     logging.shutdown()

@@ -23,6 +23,12 @@ A running trial's folder is found by its overrides: the folder whose ``.hydra/ov
 holds each of the trial's parameter values, one without a finished ``summary.json`` first, else
 the newest.
 
+Private APIs of hydra-optuna-sweeper, which has no public ones for this (guarded by
+tests/test_private_apis.py): its implementation object's settings (``n_trials``, ``params``,
+``storage``, ``study_name``, ``sampler``, ``job_idx``, ``launcher``), read and set before a search,
+and ``_impl.create_params_from_overrides`` and ``create_optuna_distribution_from_override``, which
+read a search's parameters as it does.
+
 This module is imported whenever Hydra looks for plugins, so it imports nothing heavy at the top.
 """
 

@@ -11,7 +11,14 @@ training saves or is stopped); ``multirun.yaml`` goes to the sweep's root.
 Composition is exact and cheap: Hydra composes the first job of each combination of config-group
 choices; the other jobs differ from it in plain values only, which Hydra's own override machinery
 applies to that composed config, after which the job's ``hydra.overrides.task`` and
-``override_dirname`` are set as Hydra sets them. (No ``from __future__ import annotations`` here:
+``override_dirname`` are set as Hydra sets them.
+
+Private APIs, each because Hydra offers no public way (guarded by tests/test_private_apis.py):
+``hydra._internal.config_loader_impl.ConfigLoaderImpl._apply_overrides_to_config`` (a job's values
+applied as Hydra applies them), ``get_overrides_dirname`` (its ``override_dirname``),
+``hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments`` (the basic sweeper's
+grammar) and ``omegaconf._utils.get_omega_conf_dumper`` (YAML as OmegaConf writes it). Hydra is
+pinned below 1.4. (No ``from __future__ import annotations`` here:
 Hydra loads plugin modules without registering them, and dataclasses then cannot resolve
 string annotations.)
 """
