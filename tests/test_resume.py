@@ -370,3 +370,19 @@ def test_a_signal_after_the_last_look_of_fit_still_stops_the_run(tmp_path, monke
     assert steps_saved(tmp_path) == [20]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["status"], summary["steps"]) == ("interrupted", 20)
+
+
+def test_a_resumed_run_keeps_its_initial_loss_without_metrics_jsonl(tmp_path):
+    # They were read back from metrics.jsonl: with logger=[csv] summary.json said initial_loss NaN.
+    from jax_mlp import config, jobs
+
+    def cfg(*extra: str):
+        return config.load(config.compose(["trainer.compilation_cache=false", "logger=[csv]", "trainer.log_every=10",
+                                           "trainer.checkpoint_every=10", *extra]))
+
+    jobs.execute(cfg("trainer.steps=20"), tmp_path / "run")
+    jobs.execute(cfg("trainer.steps=40", "trainer.resume=true"), tmp_path / "run")
+    jobs.execute(cfg("trainer.steps=40"), tmp_path / "alone")
+    resumed, alone = (json.loads((tmp_path / f / "summary.json").read_text()) for f in ("run", "alone"))
+    assert resumed["initial_loss"] == alone["initial_loss"] == pytest.approx(15.628558, abs=1e-5)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

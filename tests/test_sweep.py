@@ -552,3 +552,13 @@ def test_a_full_batch_groups_runs_are_bit_identical_to_the_runs_alone(tmp_path):
     for i, cfg in enumerate(cfgs):
         jobs.execute(cfg, tmp_path / f"a{i}")
         assert (tmp_path / f"g{i}" / "params.npz").read_bytes() == (tmp_path / f"a{i}" / "params.npz").read_bytes()
+
+
+def test_a_groups_log_header_names_the_range_of_its_runs_values():
+    from jax_mlp import problems
+
+    cfgs = [_cfg("experiment=moons", f"optimizer.lr={lr}", f"seed={s}") for lr in (0.003, 0.1, 1) for s in (0, 1)]
+    line = problems.describe_run(problems.prepare(cfgs[0]), cfgs)
+    assert line.startswith("6 runs as one program: model 2-32-32-1 ")
+    assert "; sgd 2 seeds lr=0.003..1; 1900 steps of batch 32" in line  # one run's lr was said for all
+    assert "; sgd lr=0.003; 1900 steps" in problems.describe_run(problems.prepare(cfgs[0]), cfgs[:1])
