@@ -126,7 +126,8 @@ class RunOutputs:
                            128 + end.signal)
         if diverged:
             return Outcome(objective, "diverged", (
-                f"training diverged at step {end.diverged_at or end.steps}: the loss is not finite with "
+                f"training diverged at step {end.steps if end.diverged_at is None else end.diverged_at}: the loss "
+                "is not finite with "
                 f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
                 f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"), EXIT_DIVERGED)
         if self.verbose:

@@ -152,30 +152,15 @@ def _train(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExe
     data = group_data(members, datasets)
     problem, task = data.problems[0], data.problems[0].task
     rule = early_stopping_rule(t, problem)
-
-    def start_outputs(resume_step: int | None) -> Iterable[RunOutputs]:
-        return files.map(lambda cfg, out_dir, problem: RunOutputs(cfg, problem, out_dir, resume_step, count == 1),
-                         cfgs, out_dirs, data.problems)
-
     state, first_lr = initial_states(members, problem, sharding)
-    stopper = None if rule is None else early_stopping.EarlyStopping(rule, state.params, problem.dtype)
-    not_yet = np.full(padded, loop.NOT_YET, np.int32)
-    ended = {"diverged_at": not_yet, "stopped_at": not_yet.copy(),
-             "initial_loss": np.full(padded, np.nan, problem.dtype)}
-
-    def extras(at: loop.Loop | loop.FitResult | None = None) -> dict[str, Any]:
-        """What the hooks keep in a checkpoint, by name."""
-        if at is not None:
-            ended.update(diverged_at=at.diverged_at.astype(np.int32), stopped_at=at.stopped_at.astype(np.int32))
-        return {"loop": dict(ended), **({stopper.name: stopper.tree} if stopper is not None else {})}
-
+    kept = Kept(padded, problem.dtype, None if rule is None else early_stopping.EarlyStopping(rule, state.params,
+                                                                                              problem.dtype))
     best = None if rule is None else "max" if rule.maximise else "min"
-    checkpoints, state, restored, resume_step = open_checkpoints(cfgs, out_dirs, state, extras(),
+    checkpoints, state, restored, resume_step = open_checkpoints(cfgs, out_dirs, state, kept.tree(),
                                                                  problem.total_steps, start_unsaved, best)
-    ended.update({k: np.asarray(v) for k, v in restored["loop"].items()})
-    if stopper is not None:
-        stopper.load(restored[stopper.name])
-    outputs = start_outputs(resume_step)  # while the group compiles
+    kept.load(restored)
+    outputs = files.map(lambda cfg, out_dir, problem: RunOutputs(cfg, problem, out_dir, resume_step, count == 1),
+                        cfgs, out_dirs, data.problems)  # while the group compiles
     broadcast = task.full_batch and padded * data.arrays["train"][0].nbytes <= train.BROADCAST_BYTES
     program = train.group_program(task, padded, data.axis, data.axis is None and padded > 1 and broadcast)
     eval_every = eval_interval(cfgs[0], problem)
@@ -186,16 +171,15 @@ def _train(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExe
 
     first = None
     if resume_step is None:
-        initial = evaluate(state.params, "train")["loss"]
-        ended["initial_loss"] = np.asarray(initial)
-        first = loop.Point(0, initial, jax.device_get(first_lr), np.ones(padded, bool), np.ones(padded, bool))
+        kept.initial_loss = evaluate(state.params, "train")["loss"]
+        first = loop.Point(0, kept.initial_loss, jax.device_get(first_lr), np.ones(padded, bool), np.ones(padded, bool))
     bar = None if progress is None or count > 1 else Progress(
         progress, problem.total_steps, resume_step or 0, task.num_train if task.full_batch else task.batch_size,
         None if task.full_batch else task.steps_per_epoch)
     outputs = list(outputs)
-    saves = Checkpoints(checkpoints, extras, None if stopper is None else lambda: stopper.tree["latest"])
+    saves = Checkpoints(checkpoints, kept)
     hooks = [Evaluation(evaluate, functools.partial(due_splits, problem, eval_every=eval_every)), loop.Divergence(),
-             *([stopper] if stopper is not None else []), Records(outputs, bar), saves]
+             *([kept.stopper] if kept.stopper is not None else []), Records(outputs, bar), saves]
     own = contextlib.nullcontext(interrupts) if interrupts is not None else Interrupts()
     try:
         with own as stops, _logs_beside(bar):
@@ -205,44 +189,79 @@ def _train(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExe
                               steps_per_epoch=None if task.full_batch else task.steps_per_epoch,
                               log_every=t.log_every, eval_every=eval_every, steps_per_call=t.steps_per_call,
                               checkpoint_every=t.checkpoint_every, hooks=hooks, first=first,
-                              diverged_at=ended["diverged_at"], stopped_at=ended["stopped_at"])
+                              diverged_at=kept.diverged_at, stopped_at=kept.stopped_at)
         # Any recorded signal stops the runs, one after fit's last look (during its final span's
         # end) too, so that a sweep this group is part of stops.
-        signum = stops.signum
-        if signum is not None:  # a checkpoint to resume from, asked for or not
+        if stops.signum is not None:  # a checkpoint to resume from, asked for or not
             saves.checkpoints = saves.checkpoints or checkpoint.RunCheckpoints(
                 [Path(d) / "checkpoints" for d in out_dirs], t.keep_checkpoints, [config.as_saved(c) for c in cfgs],
                 best)
-            saves.save(result.step, result.state, extras(result))
+            saves.save(result.step, result.state, result)
     finally:
         if saves.checkpoints is not None:
             saves.checkpoints.close()
         if bar is not None:
             bar.close()
-    diverged = result.diverged_at != loop.NOT_YET
-    params = result.state.params if stopper is None else stopper.final_params(result.state.params, diverged)
-    final = {name: evaluate(params, name) for name in problem.data.splits()}
-    params, steps = jax.device_get(params), np.asarray(jax.device_get(result.state.step))
-
-    def finish(i: int) -> Outcome:
-        end = RunEnd(int(steps[i]), train.shortest_float(ended["initial_loss"][i]),
-                     None if not diverged[i] else int(result.diverged_at[i]), signum,
-                     None if stopper is None else stopper.summary(i, int(result.stopped_at[i])))
-        metrics = {split: {k: train.shortest_float(v[i]) for k, v in values.items()} for split, values in final.items()}
-        return outputs[i].finish(checkpoint.run_slice(params, i), end, metrics)
-
-    outcomes = list(files.map(finish, range(count)))
+    params = kept.final_params(result)
+    outcomes = _finish(outputs, result, params, stops.signum, kept, evaluate, files)
     if t.plots and count == 1 and outputs[0].writes:
         from jax_mlp import jobs, plots
 
         pictures = plots.run_plots(Path(out_dirs[0]), jobs.fitted_function(problem, checkpoint.run_slice(params, 0)))
         log.info("pictures: %s", ", ".join(path.name for path in pictures))
     if count > 1:
-        best = min(range(count), key=lambda i: outcomes[i].objective)
+        best_run = min(range(count), key=lambda i: outcomes[i].objective)
         log.info("%s done: %d completed, %d diverged; best objective %.6g in %s", report.counted(count, "run"),
                  sum(o.status == "completed" for o in outcomes), sum(o.status == "diverged" for o in outcomes),
-                 outcomes[best].objective, out_dirs[best])
+                 outcomes[best_run].objective, out_dirs[best_run])
     return outcomes
+
+
+class Kept:
+    """What a group's checkpoints keep beside its state, per run (R,): where the loop stopped it
+    (diverged, or stopped early) and its initial loss, with the early stopping hook's state."""
+
+    def __init__(self, runs: int, dtype: Any, stopper: early_stopping.EarlyStopping | None) -> None:
+        self.diverged_at = np.full(runs, loop.NOT_YET, np.int32)
+        self.stopped_at = np.full(runs, loop.NOT_YET, np.int32)
+        self.initial_loss = np.full(runs, np.nan, dtype)
+        self.stopper = stopper
+
+    def tree(self, ended: loop.Loop | loop.FitResult | None = None) -> dict[str, Any]:
+        """The tree a checkpoint holds, with the record of `ended` when given."""
+        if ended is not None:
+            self.diverged_at, self.stopped_at = ended.diverged_at.astype(np.int32), ended.stopped_at.astype(np.int32)
+        record = {"diverged_at": self.diverged_at, "stopped_at": self.stopped_at, "initial_loss": self.initial_loss}
+        return {"loop": record, **({self.stopper.name: self.stopper.tree} if self.stopper is not None else {})}
+
+    def load(self, tree: dict[str, Any]) -> None:
+        """Takes what a checkpoint kept (`tree` as `tree` gave it)."""
+        for name, value in tree["loop"].items():
+            setattr(self, name, np.asarray(value))
+        if self.stopper is not None:
+            self.stopper.load(tree[self.stopper.name])
+
+    def final_params(self, result: loop.FitResult) -> Any:
+        """The runs' final params: early stopping's best where it keeps them (a diverged run's own)."""
+        if self.stopper is None:
+            return result.state.params
+        return self.stopper.final_params(result.state.params, result.diverged_at != loop.NOT_YET)
+
+
+def _finish(outputs: Sequence[RunOutputs], result: loop.FitResult, params: Any, signum: int | None, kept: Kept,
+            evaluate: Callable[[Any, str], dict[str, np.ndarray]], files: ThreadPoolExecutor) -> list[Outcome]:
+    """Evaluates the runs' final `params` on every split and writes each run's folder, side by side."""
+    final = {name: evaluate(params, name) for name in outputs[0].problem.data.splits()}
+    params, steps = jax.device_get(params), np.asarray(jax.device_get(result.state.step))
+
+    def finish(i: int) -> Outcome:
+        stopping = None if kept.stopper is None else kept.stopper.summary(i, int(result.stopped_at[i]))
+        diverged_at = None if result.diverged_at[i] == loop.NOT_YET else int(result.diverged_at[i])
+        end = RunEnd(int(steps[i]), train.shortest_float(kept.initial_loss[i]), diverged_at, signum, stopping)
+        metrics = {split: {k: train.shortest_float(v[i]) for k, v in values.items()} for split, values in final.items()}
+        return outputs[i].finish(checkpoint.run_slice(params, i), end, metrics)
+
+    return list(files.map(finish, range(len(outputs))))
 
 
 def initial_states(members: Sequence[config.Config], problem: Problem, sharding: NamedSharding | None
@@ -426,20 +445,20 @@ def group_line(losses: np.ndarray, active: np.ndarray, diverged: np.ndarray) -> 
 
 
 class Checkpoints(loop.Hook):
-    """Saves the group's state and what `extras(loop)` says the hooks keep at each checkpoint
-    point, unless every run has diverged; `monitored()`, when given, is each run's latest value of
-    the monitored metric, by which each run's best checkpoint is kept."""
+    """Saves the group's state and what it keeps (`Kept`) at each checkpoint point, unless every
+    run has diverged; with early stopping, each run's latest monitored value goes with it (by which
+    each run's best checkpoint is kept)."""
 
-    def __init__(self, checkpoints: checkpoint.RunCheckpoints | None, extras: Callable[[loop.Loop], dict[str, Any]],
-                 monitored: Callable[[], np.ndarray] | None = None) -> None:
-        self.checkpoints, self.extras, self.monitored = checkpoints, extras, monitored
+    def __init__(self, checkpoints: checkpoint.RunCheckpoints | None, kept: Kept) -> None:
+        self.checkpoints, self.kept = checkpoints, kept
 
     def at_checkpoint(self, loop_: loop.Loop) -> None:
         if self.checkpoints is not None and not np.all(loop_.diverged_at != loop.NOT_YET):
-            self.save(loop_.step, loop_.state, self.extras(loop_))
+            self.save(loop_.step, loop_.state, loop_)
 
-    def save(self, step: int, state: train.TrainState, extras: dict[str, Any]) -> None:
-        self.checkpoints.save(step, state, extras, None if self.monitored is None else self.monitored())
+    def save(self, step: int, state: train.TrainState, ended: loop.Loop | loop.FitResult) -> None:
+        stopper = self.kept.stopper
+        self.checkpoints.save(step, state, self.kept.tree(ended), None if stopper is None else stopper.tree["latest"])
 
 
 class StopRequests(loop.Hook):
