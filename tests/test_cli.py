@@ -148,7 +148,7 @@ def test_multirun_writes_a_folder_per_job_and_a_sweep_summary(run_script, tmp_pa
 
 
 def test_hydra_mode_multirun_without_dash_m_still_sweeps(run_script, tmp_path):
-    # The override names hydra.mode, so Hydra's mode probe runs as usual (jax_mlp.hydra_mode).
+    # The override names hydra.mode: Hydra's mode probe finds it and the run sweeps.
     result = run_script("train.py", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path}",
                         "optimizer.lr=0.05,0.1", "trainer.steps=10")
     assert result.returncode == 0, result.stderr
