@@ -1,5 +1,6 @@
 """Saving and restoring: the final params as a plain ``.npz`` (no pickles), and the whole train
-state through Orbax for resuming."""
+state through Orbax for resuming: `RunCheckpoints`, one mechanism for a group of R runs (a single
+run is a group of one), each run's checkpoints in its own folder."""
 
 from __future__ import annotations
 

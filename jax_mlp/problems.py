@@ -1,8 +1,8 @@
 """A run's config made concrete, without Hydra: the data loaded and scaled, the static task
 (`train.Task`), the initial state, the data on the device and the evaluator of a split.
 
-Shared by a single run (`jax_mlp.jobs`), a vmapped sweep (`jax_mlp.sweep`) and the scripts that
-read a finished run back.
+Used by the one driver (`jax_mlp.runs`, for a single run and a vmapped group alike) and by the
+scripts that read a finished run back.
 """
 
 from __future__ import annotations
