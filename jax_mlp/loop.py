@@ -25,7 +25,7 @@ import numpy as np
 from jax_mlp import devices
 from jax_mlp.train import SpanMetrics, Task, TrainState, group_program
 
-NOT_YET = -1  # a run's `FitResult.diverged_at` or `stopped_at` while it has not
+NOT_YET = -1  # a run's `Loop.diverged_at` or `stopped_at` while it has not
 
 
 @dataclass
@@ -51,7 +51,8 @@ class Point:
 
 @dataclass
 class Loop:
-    """The loop's state as the hooks see and change it.
+    """The loop's state as the hooks see and change it, and, once `fit` returns it, how training
+    ended: it owns each run's divergence and stopping.
 
     Attributes:
       state: the group's `TrainState` (a leading run axis); between points on the device.
@@ -111,22 +112,6 @@ class Divergence(Hook):
         loop.stop_runs(point.training & ~point.finite, diverged=True)
 
 
-@dataclass(frozen=True)
-class FitResult:
-    """How `fit` ended: the final `state`, the group's `step`, and per run (R,) `diverged_at`
-    and `stopped_at` (`NOT_YET` where it did not); `signal` when one stopped the group."""
-
-    state: TrainState
-    step: int
-    diverged_at: np.ndarray
-    stopped_at: np.ndarray
-    signal: int | None = None
-
-    @property
-    def interrupted(self) -> bool:
-        return self.signal is not None
-
-
 def next_point(step: int, end: int, *intervals: int | None) -> int:
     """The first step after `step` that is a multiple of one of `intervals`, or `end`."""
     candidates = [end] + [(step // every + 1) * every for every in intervals if every]
@@ -153,7 +138,7 @@ def fit(
     first: Point | None = None,
     diverged_at: np.ndarray | None = None,
     stopped_at: np.ndarray | None = None,
-) -> FitResult:
+) -> Loop:
     """Trains the group `state` (leaves with a leading run axis) from step `start` to `end` on
     ``x`` (n, n_in) and ``y`` with `span` (`jax_mlp.train.GroupProgram.span`).
 
@@ -165,7 +150,7 @@ def fit(
     `Hook.after_span`. `diverged_at` and `stopped_at` (R,): what a resumed group's runs did before.
 
     Returns:
-      A `FitResult`; `state` is consumed (its buffers are donated).
+      The `Loop` as training left it; `state` is consumed (its buffers are donated).
     """
     runs = len(np.asarray(jax.device_get(state.active)).reshape(-1))
     active = np.asarray(jax.device_get(state.active), bool).reshape(runs)
@@ -191,7 +176,7 @@ def fit(
                 hook.at_checkpoint(loop)
         for hook in hooks:
             hook.after_span(loop)
-    return FitResult(loop.state, loop.step, loop.diverged_at, loop.stopped_at, loop.signal)
+    return loop
 
 
 def _at_point(loop: Loop, point: Point, hooks: Sequence[Hook]) -> None:
@@ -207,13 +192,13 @@ def select_runs(runs: np.ndarray, new: object, old: object) -> object:
 
 
 def fit_one(state: TrainState, x: jax.Array, y: jax.Array, task: Task, *, steps: int, log_every: int,
-            hooks: Sequence[Hook] = (), **options: int | None) -> FitResult:
+            hooks: Sequence[Hook] = (), **options: int | None) -> Loop:
     """`fit` for one run's `state` (leaves without a run axis) of `task`, `steps` more steps on
     its compiled span; `options`: `fit`'s intervals (``eval_every``, ``steps_per_call``,
     ``checkpoint_every``). The result's state has no run axis either.
 
     Returns:
-      A `FitResult`; `state` is consumed (its buffers are donated).
+      The `Loop` as training left it; `state` is consumed (its buffers are donated).
     """
     start = int(state.step)
     group = jax.tree_util.tree_map(lambda leaf: leaf[None], state)

@@ -43,7 +43,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class RunEnd:
-    """How one run's training ended, as the loop recorded it (`jax_mlp.loop.FitResult`).
+    """How one run's training ended, as the loop recorded it (`jax_mlp.loop.Loop`).
 
     Attributes:
       steps: the steps the run trained (where it stopped, diverged or was interrupted).

@@ -227,7 +227,7 @@ class Kept:
         self.initial_loss = np.full(runs, np.nan, dtype)
         self.stopper = stopper
 
-    def tree(self, ended: loop.Loop | loop.FitResult | None = None) -> dict[str, Any]:
+    def tree(self, ended: loop.Loop | None = None) -> dict[str, Any]:
         """The tree a checkpoint holds, with the record of `ended` when given."""
         if ended is not None:
             self.diverged_at, self.stopped_at = ended.diverged_at.astype(np.int32), ended.stopped_at.astype(np.int32)
@@ -241,14 +241,14 @@ class Kept:
         if self.stopper is not None:
             self.stopper.load(tree[self.stopper.name])
 
-    def final_params(self, result: loop.FitResult) -> Any:
+    def final_params(self, result: loop.Loop) -> Any:
         """The runs' final params: early stopping's best where it keeps them (a diverged run's own)."""
         if self.stopper is None:
             return result.state.params
         return self.stopper.final_params(result.state.params, result.diverged_at != loop.NOT_YET)
 
 
-def _finish(outputs: Sequence[RunOutputs], result: loop.FitResult, params: Any, signum: int | None, kept: Kept,
+def _finish(outputs: Sequence[RunOutputs], result: loop.Loop, params: Any, signum: int | None, kept: Kept,
             evaluate: Callable[[Any, str], dict[str, np.ndarray]], files: ThreadPoolExecutor) -> list[Outcome]:
     """Evaluates the runs' final `params` on every split and writes each run's folder, side by side."""
     final = {name: evaluate(params, name) for name in outputs[0].problem.data.splits()}
@@ -456,7 +456,7 @@ class Checkpoints(loop.Hook):
         if self.checkpoints is not None and not np.all(loop_.diverged_at != loop.NOT_YET):
             self.save(loop_.step, loop_.state, loop_)
 
-    def save(self, step: int, state: train.TrainState, ended: loop.Loop | loop.FitResult) -> None:
+    def save(self, step: int, state: train.TrainState, ended: loop.Loop) -> None:
         stopper = self.kept.stopper
         self.checkpoints.save(step, state, self.kept.tree(ended), None if stopper is None else stopper.tree["latest"])
 
