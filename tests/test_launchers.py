@@ -177,15 +177,20 @@ def _finish_line(sweep_dir) -> str:
     return f"jax_mlp: to finish the sweep, run the same command with trainer.resume=true hydra.sweep.dir={sweep_dir}"
 
 
-def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_path, cache_home):
-    # Ctrl-C in a terminal signals the whole process group: the parent and its joblib workers.
-    proc = _sweep_in_a_session(tmp_path, cache_home, "launcher=joblib", "seed=0,1,2")
+def _until_both_workers_train(proc: subprocess.Popen) -> None:
+    """Reads a two-worker joblib sweep's output until both workers' jobs are in training."""
     training = 0
     for line in proc.stdout:
         training += "step 200000 loss" in line
-        if training == 2:  # both workers are in training
-            os.killpg(proc.pid, signal.SIGINT)
-            break
+        if training == 2:
+            return
+
+
+def test_ctrl_c_lets_the_joblib_jobs_in_training_save_and_starts_no_more(tmp_path, cache_home):
+    # Ctrl-C in a terminal signals the whole process group: the parent and its joblib workers.
+    proc = _sweep_in_a_session(tmp_path, cache_home, "launcher=joblib", "seed=0,1,2")
+    _until_both_workers_train(proc)
+    os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.splitlines()[-2:] == [
@@ -204,12 +209,8 @@ def test_joblib_workers_save_and_end_soon_after_their_sweep_is_killed_outright(t
     # kill -9 of the sweep's process left its loky workers idle for good, holding the command's
     # output open: a script reading it to its end hung.
     proc = _sweep_in_a_session(tmp_path, cache_home, "launcher=joblib", "seed=0,1,2")
-    training = 0
-    for line in proc.stdout:
-        training += "step 200000 loss" in line
-        if training == 2:  # both workers are in training
-            proc.kill()
-            break
+    _until_both_workers_train(proc)
+    proc.kill()
     proc.communicate(timeout=60)  # returns once every process holding the output has ended
     assert proc.returncode == -signal.SIGKILL
     for job in ("0", "1"):  # each job in training stopped at its span's end and saved
