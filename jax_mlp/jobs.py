@@ -21,7 +21,7 @@ from jax_mlp.data import Scaling
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.errors import UserError
 from jax_mlp.outputs import Outcome
-from jax_mlp.problems import Problem, make_evaluator, prepare, start_runtime
+from jax_mlp.problems import Problem, device_split, prepare, start_runtime, target_std
 from jax_mlp.runs import checkpoints_dir, train_runs
 
 log = logging.getLogger("jax_mlp")
@@ -117,11 +117,6 @@ def _value(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value).replace(" ", "")
 
 
-def has_checkpoint(cfg: config.Config, out_dir: Path) -> bool:
-    """Whether the run's checkpoints folder holds a checkpoint (see `newest_checkpoint_step`)."""
-    return newest_checkpoint_step(cfg, out_dir) is not None
-
-
 def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -> Outcome:
     """Trains the run `cfg` describes, a group of one (`jax_mlp.runs.train_runs`), and writes its
     outputs into `out_dir` (see `RunOutputs`), showing a progress bar on `progress` when given;
@@ -190,7 +185,9 @@ def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
     problem, params = restore_run(run_dir)
     if split not in problem.data.splits():
         raise UserError(f"the run has no {split} split; it has {', '.join(problem.data.splits())}")
-    return make_evaluator(problem)(params, split)
+    scale = np.asarray(target_std(problem.data), problem.dtype)
+    metrics = train.compiled(problem.task).evaluate(params, *device_split(problem.data.splits()[split], problem), scale)
+    return {key: train.shortest_float(value) for key, value in jax.device_get(metrics).items()}
 
 
 def fitted_function(problem: Problem, params: model.Params, points: int = 200) -> dict[str, np.ndarray] | None:

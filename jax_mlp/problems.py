@@ -137,26 +137,6 @@ def _initial_state(seed: jax.Array, hyperparams: dict[str, jax.Array], explicit:
     return state, optim.learning_rate(task.optimizer, state.opt_state)
 
 
-def make_evaluator(problem: Problem, arrays: dict[str, tuple[jax.Array, jax.Array]] | None = None,
-                   sharding: jax.sharding.Sharding | None = None):
-    """``evaluate(params, split_name) -> {metric: float}`` over the whole split.
-
-    `arrays` holds splits already on the device (by name); the others are put there here, on
-    `sharding` when given (the params' placement in a data-parallel run).
-    """
-    evaluate = train.compiled(problem.task).evaluate
-    place = jax.device_put if sharding is None else functools.partial(devices.place, sharding=sharding)
-    scale = place(np.asarray(target_std(problem.data), problem.dtype))
-    arrays = {name: (arrays or {}).get(name) or place(device_split(split, problem))
-              for name, split in problem.data.splits().items()}
-
-    def evaluate_split(params: model.Params, name: str) -> dict[str, float]:
-        metrics = evaluate(params, *arrays[name], scale)
-        return {key: train.shortest_float(value) for key, value in jax.device_get(metrics).items()}
-
-    return evaluate_split
-
-
 def due_splits(problem: Problem, step: int, eval_every: int | None) -> tuple[str, ...]:
     """The splits to evaluate at `step`: validation every `eval_every` steps (None: at every log
     point) and at the end; test at the end only."""

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from jax_mlp import config, devices, interrupts, report
 from jax_mlp.errors import UserError, exit_user_error
-from jax_mlp.jobs import execute, finished_run, has_checkpoint, refuse_renumbered_jobs
+from jax_mlp.jobs import execute, finished_run, newest_checkpoint_step, refuse_renumbered_jobs
 from jax_mlp.logging import progress_wanted
 from jax_mlp.outputs import NOT_STARTED, UNFINISHED
 
@@ -93,7 +93,7 @@ def _resumed_in_sweep(checked: config.Config, out_dir: Path) -> config.Config:
     checkpoints a run of other values saved (`refuse_renumbered_jobs`)."""
     if checked.trainer.resume is not True:
         return checked
-    if has_checkpoint(checked, out_dir):
+    if newest_checkpoint_step(checked, out_dir) is not None:
         refuse_renumbered_jobs([checked], [out_dir])
         return checked
     log.info("trainer.resume: no checkpoint in %s; this job of the sweep starts from step 0", out_dir)
