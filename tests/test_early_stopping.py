@@ -4,12 +4,16 @@ vmapped group and across a resume; the best checkpoint kept beside the newest.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_jsonl, steps_saved
+from conftest import ROOT, read_jsonl, steps_saved
 
 from jax_mlp import config, jobs, report, sweep
 from jax_mlp.errors import UserError
@@ -145,3 +149,37 @@ def test_the_best_checkpoint_is_kept_beside_the_newest(tmp_path):
     stop = _summary(tmp_path)["steps"]
     assert best < stop - 40  # not among the two newest
     assert steps_saved(tmp_path) == [best, stop - 20, stop]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group", [False, True], ids=["single", "group"])
+def test_a_run_sigkilled_inside_a_patience_window_resumes_bit_identical(tmp_path, cache_home, group):
+    args = [sys.executable, str(ROOT / "scripts" / "train.py"), *(["-m", "hydra/sweeper=vmap"] if group else []),
+            *OVERFIT[1:], PATIENCE, "trainer.checkpoint_every=20", "trainer.keep_checkpoints=100",
+            *(["optimizer.lr=0.01,0.02"] if group else [])]
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+
+    def train(folder: Path, *extra: str) -> subprocess.Popen:
+        where = f"hydra.sweep.dir={folder}" if group else f"hydra.run.dir={folder}"
+        return subprocess.Popen([*args, where, *extra], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+
+    reference = train(tmp_path / "reference")
+    assert reference.wait(timeout=300) == 0, reference.stdout.read()
+    first = tmp_path / "reference" / "0" if group else tmp_path / "reference"
+    best_step, stop_step = _expected_stop(read_jsonl(first / "metrics.jsonl"), 4)
+    inside = best_step + 40  # two evaluations into the window of four
+    killed = train(tmp_path / "killed")
+    for line in killed.stdout:
+        if f"checkpoint at step {inside}" in line:
+            killed.kill()
+            break
+    killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = train(tmp_path / "killed", "trainer.resume=true")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert f"from step {inside}" in out or f"from step {inside + 20}" in out  # the kill may follow the next save
+    for job in (["0", "1"] if group else [""]):
+        for name in ("params.npz", "metrics.jsonl"):
+            assert (tmp_path / "killed" / job / name).read_bytes() == (tmp_path / "reference" / job / name).read_bytes()
