@@ -73,8 +73,9 @@ def sweep_rows(sweep_dir: Path, missing: str = "failed", started: str | None = N
             for key, value in summary.items():
                 if key.startswith(("train_", "val_", "test_")) and isinstance(value, (int, float, str)):
                     row[key] = float(value)
-            if stopping := summary.get("early_stopping"):  # the best evaluation's step, and where it stopped
-                row.update(best_step=stopping["best_step"], stopped_at=stopping["stopped_at"] or "")
+            if stopping := summary.get("early_stopping"):  # the best evaluation, and where it stopped early
+                row.update(best_step=stopping["best_step"], best_value=stopping["best_value"],
+                           stopped_at=stopping["stopped_at"] or "")
         else:
             began = started is not None and (job_dir / "metrics.jsonl").is_file()
             row.update(status=started if began else missing, objective=math.inf)

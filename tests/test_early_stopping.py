@@ -92,10 +92,10 @@ def test_every_run_of_a_vmapped_group_stops_where_it_stops_alone(tmp_path):
     rows = {row["job"]: row for row in report.write_sweep_summary(tmp_path / "group")}
     for i in range(len(rates)):
         stopping = _summary(tmp_path / "group" / str(i))["early_stopping"]
-        assert (rows[str(i)]["best_step"], rows[str(i)]["stopped_at"]) == (stopping["best_step"],
-                                                                           stopping["stopped_at"] or "")
+        assert (rows[str(i)]["best_step"], rows[str(i)]["best_value"], rows[str(i)]["stopped_at"]) == (
+            stopping["best_step"], stopping["best_value"], stopping["stopped_at"] or "")
     header = (tmp_path / "group" / "sweep_summary.md").read_text().splitlines()[0]
-    assert "| best_step |" in header and "| stopped_at |" in header
+    assert all(f"| {column} |" in header for column in ("best_step", "best_value", "stopped_at"))
 
 
 def _killed_at(folder: Path, step: int) -> None:
