@@ -152,10 +152,10 @@ def fit(
     Returns:
       The `Loop` as training left it; `state` is consumed (its buffers are donated).
     """
-    runs = len(np.asarray(jax.device_get(state.active)).reshape(-1))
-    active = np.asarray(jax.device_get(state.active), bool).reshape(runs)
-    loop = Loop(state, start, end, active, np.full(runs, NOT_YET) if diverged_at is None else np.array(diverged_at),
-                np.full(runs, NOT_YET) if stopped_at is None else np.array(stopped_at))
+    active = np.asarray(jax.device_get(state.active), bool).reshape(-1)
+    not_yet = np.full(len(active), NOT_YET)
+    loop = Loop(state, start, end, active, not_yet.copy() if diverged_at is None else np.array(diverged_at),
+                not_yet.copy() if stopped_at is None else np.array(stopped_at))
     if first is not None:
         _at_point(loop, first, hooks)
     since, pending = start, []
