@@ -134,8 +134,9 @@ def train_runs(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], interrup
     (`open_checkpoints`). A SIGINT or SIGTERM (recorded by `interrupts`, an active `Interrupts`,
     or by one of the group's own) stops training at the end of the current span; each run saves a
     checkpoint and is written as ``interrupted``. `datasets`: where the data come from (loaded
-    afresh when None); `progress`: a stream for a lone run's progress bar; `start_unsaved`: with
-    ``trainer.resume=true``, runs that saved no checkpoint start from step 0 (a sweep's group).
+    afresh when None); `progress`: a stream for a lone run's progress bar; `start_unsaved`: the
+    runs, resumed (``trainer.resume=true``), saved no checkpoint and start from step 0 (a sweep's
+    group: `jax_mlp.sweep.execute_group` looked).
     """
     # Creating a file takes up to a millisecond on some file systems: threads start the runs'
     # folders while the group compiles, and write their final files side by side.
@@ -327,8 +328,8 @@ def open_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], st
     `state` and `extras` are the group's initial ones (leaves with a leading run axis, padding
     runs included). With ``trainer.resume`` they are replaced by the runs' newest common readable
     checkpoint, the optimizer holding the hyperparameters each run's config gives now, placed as
-    `state` is (sharded over the run axis, or replicated for a data-parallel run), unless none
-    saved one and `start_unsaved`; in the runs' own folders
+    `state` is (sharded over the run axis, or replicated for a data-parallel run), unless
+    `start_unsaved` says none saved one; in the runs' own folders
     the checkpoints after that step are deleted (unreadable, or ahead of the group: the group saves
     those steps again). ``trainer.resume=PATH`` (one run) reads PATH and saves in its own folder.
     `best` ("min", "max"): each run keeps its checkpoint of the best monitored value too.
@@ -349,7 +350,7 @@ def open_checkpoints(cfgs: Sequence[config.Config], out_dirs: Sequence[Path], st
     if isinstance(t.resume, str) and not sources[0].is_dir():
         raise UserError(f"trainer.resume={t.resume}: no such checkpoints folder")
     checkpoints = checkpoint.RunCheckpoints(own, t.keep_checkpoints, [config.as_saved(c) for c in cfgs], best)
-    if t.resume is False or (start_unsaved and not any(checkpoint.saved_steps(d) for d in own)):
+    if t.resume is False or start_unsaved:
         return checkpoints, state, extras, None
     reader = checkpoints if sources == own else checkpoint.RunCheckpoints(sources, t.keep_checkpoints)
     like = checkpoint.host_tree(checkpoint.run_slice(state, 0), checkpoint.run_slice(extras, 0), fetch=False)
