@@ -258,19 +258,17 @@ class Compiled(NamedTuple):
     """The jitted functions of one `Task`."""
 
     train_step: Callable[..., tuple[TrainState, jax.Array]]
-    train_span: Callable[..., tuple[TrainState, SpanMetrics]]
     evaluate: Callable[..., dict[str, jax.Array]]
 
 
 @functools.lru_cache(maxsize=64)
 def compiled(task: Task) -> Compiled:
-    """Jitted `train_step`, `train_span` (state donated) and `evaluate` for `task`, built once."""
+    """Jitted `train_step` and `evaluate` of one run of `task`, built once (the span of a run or a
+    group: `group_program`)."""
     return Compiled(
         train_step=jax.jit(make_train_step(task)),
-        train_span=jax.jit(make_train_span(task), donate_argnums=0),
         evaluate=jax.jit(make_evaluate(task)),
     )
-
 
 
 def shortest_float(value: Any) -> float:
