@@ -58,7 +58,7 @@ class DataConfig:
     val_fraction: float = 0.0  # of all samples, seeded, stratified for classification
     test_fraction: float = 0.0
     standardize: bool = True  # inputs to mean 0, std 1, fitted on the training split
-    standardize_targets: bool = False  # regression targets too (metrics stay in their units)
+    standardize_targets: bool = True  # regression targets too (metrics stay in their units)
     drop_nonfinite: bool = False  # drop rows with NaN/inf instead of stopping
     seed: Optional[int] = None  # null: the top-level seed
 
@@ -125,7 +125,7 @@ class CsvDataConfig(DataConfig):
     features: Optional[List[Any]] = None  # null: every other column
     header: bool = True
     delimiter: str = ","
-    task: str = "regression"
+    task: str = "auto"  # auto (from the target column, as scikit-learn's type_of_target) | regression | classification
     num_classes: Optional[int] = None
 
 
@@ -135,7 +135,7 @@ class NpzDataConfig(DataConfig):
     path: Optional[str] = None
     x_key: str = "x"
     y_key: str = "y"
-    task: str = "regression"
+    task: str = "auto"
     num_classes: Optional[int] = None
 
 
@@ -493,7 +493,7 @@ def check_data(d: DataConfig) -> None:
              "below 1 so that training data remain", d.val_fraction + d.test_fraction)
     _require(d.seed is None or 0 <= d.seed < 2**32, "data.seed", "null or an integer in [0, 2**32)", d.seed)
     if hasattr(d, "task"):
-        _one_of("data.task", d.task, ("regression", "classification"))
+        _one_of("data.task", d.task, ("auto", "regression", "classification"))
     if hasattr(d, "num_classes"):
         _require(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "null or at least 2",
                  d.num_classes)

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from jax_mlp import checkpoint, config, devices, files, model, report
-from jax_mlp.data.dataset import CLASSIFICATION
+from jax_mlp.data.dataset import CLASSIFICATION, Dataset
 from jax_mlp.errors import EXIT_DIVERGED
 from jax_mlp.logging import CsvWriter, JsonlWriter, TensorboardWriter
 from jax_mlp.problems import Problem
@@ -119,18 +120,19 @@ class RunOutputs:
         for writer in self.writers:
             writer.close({**flat, "objective": objective})
         status = "diverged" if diverged else "interrupted" if end.signal is not None else "completed"
+        warning = no_better_than_constant(data, final) if status == "completed" else None
         if self.writes:
-            self._write_final(params, end, status, flat, objective)
+            self._write_final(params, end, status, flat, objective, warning)
         if end.signal is not None and not diverged:
             return Outcome(objective, status, f"{signal.Signals(end.signal).name} at step {end.steps}",
                            128 + end.signal)
         if diverged:
             return Outcome(objective, "diverged", (
                 f"training diverged at step {end.steps if end.diverged_at is None else end.diverged_at}: the loss "
-                "is not finite with "
-                f"optimizer.lr={cfg.optimizer.lr:g}; lower optimizer.lr (e.g. "
-                f"optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"), EXIT_DIVERGED)
+                f"is not finite with optimizer.lr={cfg.optimizer.lr:g}; {divergence_advice(cfg, data)}"), EXIT_DIVERGED)
         if self.verbose:
+            if warning:
+                log.warning("%s", warning)
             if end.early_stopping and end.early_stopping["stopped_early"]:
                 log.info("stopped early at step %d: %s best at step %d (%.6g)", end.steps,
                          end.early_stopping["monitor"], end.early_stopping["best_step"],
@@ -138,10 +140,10 @@ class RunOutputs:
             log.info("final metrics:\n%s", textwrap.indent(report.metrics_table(final), "  "))
             log.info("final loss %.6g, objective %.6g; %s; outputs in %s", flat["train_loss"], objective,
                      ", ".join(f"{k} {v:.6g}" for k, v in flat.items() if k != "train_loss"), self.out_dir)
-        return Outcome(objective, "completed")
+        return Outcome(objective, "completed", f"warning: {warning}" if warning else "")
 
     def _write_final(self, params: model.Params, end: RunEnd, status: str, flat: dict[str, float],
-                     objective: float) -> None:
+                     objective: float, warning: str | None) -> None:
         """``params.npz`` and ``summary.json``."""
         cfg, data, task = self.cfg, self.problem.data, self.problem.task
         checkpoint.save_params(self.out_dir / "params.npz", params)
@@ -153,6 +155,7 @@ class RunOutputs:
             **flat,
             "objective": objective,
             **({"early_stopping": end.early_stopping} if end.early_stopping else {}),
+            **({"warning": warning} if warning else {}),
             "lr": cfg.optimizer.lr,
             "task": data.task,
             "loss": task.loss,
@@ -165,6 +168,47 @@ class RunOutputs:
             **devices.describe(),
             "config": dataclasses.asdict(cfg),
         })
+
+
+# Targets whose standard deviation exceeds this, trained unscaled, get the advice to standardise
+# them when the run diverges.
+LARGE_TARGETS = 10.0
+
+
+def divergence_advice(cfg: config.Config, data: Dataset) -> str:
+    """What to change after a divergence: standardise large unscaled regression targets, else a
+    lower learning rate or another optimizer."""
+    lower = f"lower optimizer.lr (e.g. optimizer.lr={cfg.optimizer.lr / 10:g}) or pick another optimizer"
+    if data.task == CLASSIFICATION or data.scaling.y_std is not None:
+        return lower
+    spread = float(np.max(np.std(data.train.y, axis=0)))
+    if spread <= LARGE_TARGETS:
+        return lower
+    return (f"the targets are unscaled and spread widely (std {spread:.4g}): standardise them with "
+            f"data.standardize_targets=true (metrics stay in their units), or {lower}")
+
+
+def no_better_than_constant(data: Dataset, final: dict[str, dict[str, float]]) -> str | None:
+    """A warning for a completed run whose final model predicts no better than a constant on its
+    validation split (its training split without one): R2 at most 0, or an accuracy at most that
+    of always predicting the most frequent class; None otherwise (NaN metrics included)."""
+    split = "val" if "val" in final else "train"
+    metrics = final[split]
+    if data.task == CLASSIFICATION:
+        labels = data.splits()[split].y
+        majority = float(np.bincount(labels).max() / len(labels))
+        if not metrics["accuracy"] <= majority:
+            return None
+        what = (f"{split} accuracy {metrics['accuracy']:.4g} is no better than always predicting the most "
+                f"frequent class ({majority:.4g})")
+        fix = "train longer (trainer.steps or trainer.epochs) or change optimizer.lr"
+    else:
+        if not metrics["r2"] <= 0:
+            return None
+        what = f"{split} R2 {metrics['r2']:.4g} <= 0: the model predicts no better than the mean"
+        fix = ("standardise the targets (data.standardize_targets=true)" if data.scaling.y_std is None else
+               "train longer (trainer.steps or trainer.epochs) or change optimizer.lr")
+    return f"the run learned nothing useful: {what}; {fix}"
 
 
 def metric_names(problem: Problem) -> tuple[str, ...]:

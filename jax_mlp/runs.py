@@ -212,9 +212,11 @@ def _train(cfgs: list[config.Config], out_dirs: list[Path], files: ThreadPoolExe
         log.info("pictures: %s", ", ".join(path.name for path in pictures))
     if count > 1:
         best_run = min(range(count), key=lambda i: outcomes[i].objective)
-        log.info("%s done: %d completed, %d diverged; best objective %.6g in %s", report.counted(count, "run"),
-                 sum(o.status == "completed" for o in outcomes), sum(o.status == "diverged" for o in outcomes),
-                 outcomes[best_run].objective, out_dirs[best_run])
+        warned = sum(o.status == "completed" and bool(o.message) for o in outcomes)
+        log.info("%s done: %d completed%s, %d diverged; best objective %.6g in %s", report.counted(count, "run"),
+                 sum(o.status == "completed" for o in outcomes),
+                 f" ({warned} no better than a constant: the warning in their summary.json)" if warned else "",
+                 sum(o.status == "diverged" for o in outcomes), outcomes[best_run].objective, out_dirs[best_run])
     return outcomes
 
 

@@ -83,7 +83,7 @@ def test_diabetes_standardises_its_targets():
 
 
 def test_spirals_and_sine_values():
-    sine = _load("data=sine", "data.noise=0", "data.standardize=false")
+    sine = _load("data=sine", "data.noise=0", "data.standardize=false", "data.standardize_targets=false")
     np.testing.assert_allclose(sine.train.y[:, 0], np.sin(sine.train.x[:, 0]), atol=1e-12)
     assert sine.train.x.min() >= -np.pi and sine.train.x.max() <= np.pi
     spirals = _load("data=spirals", "data.noise=0", "data.standardize=false")
@@ -111,7 +111,8 @@ def test_csv_without_header_and_several_targets(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("".join(f"{i};{i * 0.5};{-i}\n" for i in range(10)))
     data = _load("data=csv", f"data.path={path}", "data.header=false", "data.delimiter=';'",
-                 "data.target=[1,2]", "data.standardize=false", "data.val_fraction=0", "data.test_fraction=0")
+                 "data.target=[1,2]", "data.standardize=false", "data.standardize_targets=false", "data.val_fraction=0",
+                 "data.test_fraction=0")
     assert data.train.x.shape == (10, 1) and data.train.y.shape == (10, 2)
     np.testing.assert_array_equal(np.sort(data.train.y[:, 1]), -np.arange(10)[::-1])
 
@@ -213,14 +214,18 @@ def test_label_out_of_range(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x=np.zeros((6, 2)), y=np.array([0, 1, 2, 0, 1, 5]))
     message = _error("data=npz", f"data.path={path}", "data.task=classification", "data.num_classes=3")
-    assert message.endswith("class label 5 (sample 5) is out of range; labels must lie in [0, 3) (data.num_classes=3)")
+    assert message.endswith("class label 5 (sample 5) is not a class index; with data.num_classes=3 labels are whole "
+                            "numbers in [0, 3) (data.num_classes=null: the classes are the distinct labels)")
 
 
 def test_negative_label(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x=np.zeros((4, 2)), y=np.array([0, 1, -1, 0]))
-    assert "class label -1 (sample 2) is out of range" in _error(
-        "data=npz", f"data.path={path}", "data.task=classification")
+    assert "class label -1 (sample 2) is not a class index" in _error(
+        "data=npz", f"data.path={path}", "data.task=classification", "data.num_classes=2")
+    data = _load("data=npz", f"data.path={path}", "data.task=classification", "data.val_fraction=0",
+                 "data.test_fraction=0")
+    assert data.class_names == ("-1", "0", "1")  # without data.num_classes: the distinct labels
 
 
 def test_pickled_npz_is_refused_without_running_it(tmp_path):

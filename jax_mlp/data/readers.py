@@ -13,10 +13,8 @@ from typing import Any
 import numpy as np
 
 from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw, Split
-from jax_mlp.data.labels import encode_labels
+from jax_mlp.data.labels import AUTO, decide_task, encode_labels
 from jax_mlp.errors import UserError
-
-TASKS = (REGRESSION, CLASSIFICATION)
 
 
 def csv_delimiter(value: str) -> str:
@@ -33,9 +31,9 @@ def _existing(path: str | None, what: str = "data.path") -> Path:
     return file
 
 
-def _targets(values: np.ndarray, cfg: Any, what: str) -> tuple[np.ndarray, tuple[str, ...]]:
+def _targets(values: np.ndarray, task: str, cfg: Any, what: str) -> tuple[np.ndarray, tuple[str, ...]]:
     """Regression targets (n, k) float64, or classification labels (n,) with class names."""
-    if cfg.task == CLASSIFICATION:
+    if task == CLASSIFICATION:
         if values.ndim == 2 and values.shape[1] != 1:
             raise UserError(f"{what}: classification takes one label column, got {values.shape[1]}")
         return encode_labels(values, cfg.num_classes, what)
@@ -93,17 +91,19 @@ def read_csv(cfg: Any, seed: int) -> Raw:
         for j, col in enumerate(feature_cols):
             x[line - first_line, j] = _number(row[col], f"{file} line {line}, column {header[col]!r}")
     raw_targets = np.array([[row[c].strip() for c in target_cols] for row in rows])
+    named = ", ".join(repr(header[c]) for c in target_cols)
+    task = decide_task(cfg.task, raw_targets, f"column{'s' * (len(target_cols) > 1)} {named}")
     for line, row in enumerate(raw_targets, start=first_line):
         for value, col in zip(row, target_cols):
             where = f"{file} line {line}, column {header[col]!r}"
-            if cfg.task == REGRESSION:
+            if task == REGRESSION:
                 _number(value, where, " (set data.task=classification for class labels)")
             elif not value:
                 raise UserError(f"{where}: no class label; give one or remove the row")
-    if cfg.task == REGRESSION:  # empty cells become NaN, which `drop_nonfinite` refuses or drops
+    if task == REGRESSION:  # empty cells become NaN, which `drop_nonfinite` refuses or drops
         raw_targets = np.where(raw_targets == "", "nan", raw_targets)
-    y, classes = _targets(raw_targets, cfg, str(file))
-    return Raw(x, y, cfg.task, tuple(header[c] for c in feature_cols), classes)
+    y, classes = _targets(raw_targets, task, cfg, str(file))
+    return Raw(x, y, task, tuple(header[c] for c in feature_cols), classes)
 
 
 def _number(cell: str, where: str, hint: str = "") -> float:
@@ -117,7 +117,7 @@ def _number(cell: str, where: str, hint: str = "") -> float:
     try:
         return float(cell)
     except ValueError:
-        raise UserError(f"{where}: {cell!r} is not a number{hint}") from None
+        raise UserError(f"{where}: {str(cell)!r} is not a number{hint}") from None
 
 
 def read_npz(cfg: Any, seed: int) -> Raw:
@@ -148,8 +148,9 @@ def read_npz(cfg: Any, seed: int) -> Raw:
         raise UserError(f"{file}: {cfg.x_key!r} has {len(x)} rows but {cfg.y_key!r} has "
                         f"{len(y) if y.ndim else 'none (a scalar)'}")
     _check_npz_targets(y, cfg.task, f"{file}: {cfg.y_key!r}")
-    y, classes = _targets(y, cfg, str(file))
-    return Raw(x.astype(np.float64), y, cfg.task, tuple(f"x{i}" for i in range(x.shape[1])), classes)
+    task = decide_task(cfg.task, y, f"array {cfg.y_key!r}")
+    y, classes = _targets(y, task, cfg, str(file))
+    return Raw(x.astype(np.float64), y, task, tuple(f"x{i}" for i in range(x.shape[1])), classes)
 
 
 REAL_KINDS = "iuf"  # NumPy's dtype kinds of signed and unsigned integers and floats
@@ -172,6 +173,8 @@ def _check_npz_targets(y: np.ndarray, task: str, what: str) -> None:
         raise UserError(f"{what} must hold real numbers for regression, got {y.dtype}{hint}")
     if task == CLASSIFICATION and y.dtype.kind not in REAL_KINDS + "USb":
         raise UserError(f"{what} must hold class labels (whole numbers or text), got {y.dtype}")
+    if task == AUTO and y.dtype.kind not in REAL_KINDS + "USb":
+        raise UserError(f"{what} must hold real numbers (regression) or class labels (classification), got {y.dtype}")
 
 
 MNIST_FILES = {

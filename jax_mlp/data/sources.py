@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw
-from jax_mlp.data.labels import encode_labels
+from jax_mlp.data.labels import decide_task, encode_labels
 from jax_mlp.errors import UserError
 
 
@@ -34,7 +34,7 @@ def inline(cfg: Any, seed: int) -> Raw:
     x = _matrix(cfg.x, "data.x")
     if x.shape[0] != len(cfg.y):
         raise UserError(f"data.x has {x.shape[0]} rows but data.y has {len(cfg.y)}")
-    if cfg.task == CLASSIFICATION:
+    if decide_task(cfg.task, np.asarray(cfg.y), "data.y") == CLASSIFICATION:
         y, classes = encode_labels(np.asarray(cfg.y).reshape(-1), cfg.num_classes, "data.y")
         return Raw(x, y, CLASSIFICATION, _names("x", x.shape[1]), classes)
     return Raw(x, _matrix(cfg.y, "data.y"), REGRESSION, _names("x", x.shape[1]))
