@@ -21,7 +21,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from jax_mlp import devices, losses, model, optim
-from jax_mlp.data.readers import csv_delimiter
+from jax_mlp.data import encoding as feature_encoding
+from jax_mlp.data.tables import csv_delimiter
 from jax_mlp.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -59,7 +60,8 @@ class DataConfig:
     test_fraction: float = 0.0
     standardize: bool = True  # inputs to mean 0, std 1, fitted on the training split
     standardize_targets: bool = True  # regression targets too (metrics stay in their units)
-    drop_nonfinite: bool = False  # drop rows with NaN/inf instead of stopping
+    missing: str = "error"  # features missing (NaN, empty) or infinite: error | drop | mean | median | most_frequent
+    drop_missing_labels: bool = False  # drop rows whose target is missing instead of stopping
     seed: Optional[int] = None  # null: the top-level seed
 
 
@@ -118,15 +120,31 @@ class SklearnDataConfig(DataConfig):
 
 
 @dataclass
-class CsvDataConfig(DataConfig):
-    source: str = "csv"
+class TableDataConfig(DataConfig):
+    """Base of the table sources: columns by name, 0-based number or glob (``bill_*``)."""
+
     path: Optional[str] = None
-    target: Any = MISSING  # a column name (or number without header), or a list of them
-    features: Optional[List[Any]] = None  # null: every other column
-    header: bool = True
-    delimiter: str = ","
+    target: Any = MISSING  # a column, or a list of them
+    features: Optional[List[Any]] = None  # null: every other column (a first one without a name aside)
+    exclude: Optional[List[Any]] = None  # columns left out of the features
+    categorical: Optional[List[Any]] = None  # numeric columns that are categories too (text ones always are)
+    encoding: str = "onehot"  # onehot | ordinal: how categories become inputs
+    unknown_category: str = "ignore"  # ignore (no category) | error, for a category training never saw
     task: str = "auto"  # auto (from the target column, as scikit-learn's type_of_target) | regression | classification
     num_classes: Optional[int] = None
+
+
+@dataclass
+class CsvDataConfig(TableDataConfig):
+    source: str = "csv"
+    header: bool = True
+    delimiter: str = ","
+    decimal: str = "."  # the decimal mark: "," for 39,1
+
+
+@dataclass
+class ParquetDataConfig(TableDataConfig):
+    source: str = "parquet"
 
 
 @dataclass
@@ -235,7 +253,7 @@ class Config:
 DATA_SCHEMAS: dict[str, type] = {
     "inline": InlineDataConfig, "sine": SineDataConfig, "moons": MoonsDataConfig,
     "spirals": SpiralsDataConfig, "blobs": BlobsDataConfig, "sklearn": SklearnDataConfig,
-    "csv": CsvDataConfig, "npz": NpzDataConfig, "mnist": MnistDataConfig,
+    "csv": CsvDataConfig, "parquet": ParquetDataConfig, "npz": NpzDataConfig, "mnist": MnistDataConfig,
 }
 OPTIMIZER_SCHEMAS: dict[str, type] = {name: _optimizer_schema(name, entry) for name, entry in optim.REGISTRY.items()}
 
@@ -364,6 +382,12 @@ def from_saved(saved: DictConfig | dict) -> Config:
     if isinstance(trainer, dict) and "x64" in trainer:  # runs saved before trainer.precision
         trainer = values["trainer"] = dict(trainer)
         trainer.setdefault("precision", "float64" if trainer.pop("x64") else "float32")
+    data = values.get("data")
+    if isinstance(data, dict) and "drop_nonfinite" in data:  # runs saved before data.missing
+        data = values["data"] = dict(data)
+        dropped = data.pop("drop_nonfinite")
+        data.setdefault("missing", "drop" if dropped else "error")
+        data.setdefault("drop_missing_labels", bool(dropped))
     try:
         data_schema = DATA_SCHEMAS[values["data"]["source"]]
         optimizer_schema = OPTIMIZER_SCHEMAS[values["optimizer"]["name"]]
@@ -504,9 +528,15 @@ def check_data(d: DataConfig) -> None:
         _require(math.isfinite(d.noise) and d.noise >= 0, "data.noise", "a finite number >= 0", d.noise)
     if isinstance(d, (SpiralsDataConfig, BlobsDataConfig)):
         _require(d.classes >= 2, "data.classes", "an integer >= 2", d.classes)
+    _one_of("data.missing", d.missing, feature_encoding.MISSING)
+    if isinstance(d, TableDataConfig):
+        _one_of("data.encoding", d.encoding, feature_encoding.ENCODINGS)
+        _one_of("data.unknown_category", d.unknown_category, feature_encoding.UNKNOWN_CATEGORIES)
     if isinstance(d, CsvDataConfig):
         _require(len(csv_delimiter(d.delimiter)) == 1, "data.delimiter", "one character (or \\t, tab)",
                  d.delimiter)
+        _require(len(d.decimal) == 1 and d.decimal != csv_delimiter(d.delimiter), "data.decimal",
+                 "one character other than data.delimiter", d.decimal)
     if isinstance(d, BlobsDataConfig):
         _require(d.features >= 1, "data.features", "an integer >= 1", d.features)
         _require(math.isfinite(d.cluster_std) and d.cluster_std > 0, "data.cluster_std",

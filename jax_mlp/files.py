@@ -11,6 +11,16 @@ from typing import Any
 from jax_mlp.errors import UserError
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it, as the only way, and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Writes `data` to `path` through a temporary file and `os.replace`.
 
@@ -21,6 +31,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's file is private (0600); outputs follow the umask as open's do
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

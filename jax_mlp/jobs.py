@@ -19,6 +19,7 @@ import numpy as np
 from jax_mlp import checkpoint, config, devices, model, report, train
 from jax_mlp.data import Scaling
 from jax_mlp.data.dataset import CLASSIFICATION
+from jax_mlp.data.encoding import FeatureEncoding
 from jax_mlp.errors import UserError
 from jax_mlp.outputs import Outcome
 from jax_mlp.problems import Problem, device_split, prepare, start_runtime, target_std
@@ -156,7 +157,9 @@ def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
     if not scaling_path.is_file():
         raise UserError(f"{run_dir} lacks scaling.json, the standardisation its params expect")
     scaling = Scaling.from_dict(json.loads(scaling_path.read_text()))
-    problem = prepare(cfg, scaling)
+    features_path = run_dir / "features.json"  # none in the folders of runs before it
+    encoding = FeatureEncoding.from_dict(json.loads(features_path.read_text())) if features_path.is_file() else None
+    problem = prepare(cfg, scaling, encoding=encoding)
     stored = checkpoint.load_params(run_dir / "params.npz")
     return problem, [{k: jnp.asarray(v, problem.dtype) for k, v in layer.items()} for layer in stored]
 

@@ -62,8 +62,8 @@ class RunEnd:
 
 
 class RunOutputs:
-    """One run's folder: ``scaling.json`` at once, ``metrics.jsonl`` a line a log point, and at the
-    end ``params.npz`` and ``summary.json``. Shared by single runs and vmapped sweeps."""
+    """One run's folder: ``scaling.json`` and ``features.json`` at once, ``metrics.jsonl`` a line a
+    log point, and at the end ``params.npz`` and ``summary.json``. Shared by single runs and vmapped sweeps."""
 
     def __init__(self, cfg: config.Config, problem: Problem, out_dir: Path, resume_step: int | None = None,
                  verbose: bool = True) -> None:
@@ -80,6 +80,7 @@ class RunOutputs:
             TensorboardWriter.check_installed()  # before the folder is touched
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "scaling.json").write_text(json.dumps(problem.data.scaling.as_dict()) + "\n")
+        (self.out_dir / "features.json").write_text(json.dumps(problem.data.encoding.as_dict(), indent=1) + "\n")
         loggers = cfg.logger
         if loggers.jsonl is not None:
             self.writers.append(self._jsonl(resume_step))

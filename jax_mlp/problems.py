@@ -21,6 +21,7 @@ import numpy as np
 from jax_mlp import config, devices, model, optim, train
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
 from jax_mlp.data.dataset import CLASSIFICATION
+from jax_mlp.data.encoding import FeatureEncoding
 from jax_mlp.errors import UserError
 
 
@@ -65,11 +66,11 @@ def loss_name(cfg: config.Config, data: Dataset) -> str:
 
 
 def prepare(cfg: config.Config, scaling: Scaling | None = None,
-            load: Callable[[Any, int, Scaling | None], Dataset] = load_dataset) -> Problem:
-    """Loads the data with `load` (scaled by `scaling`, else by one fitted on it) and fixes the
-    static task."""
+            load: Callable[..., Dataset] = load_dataset, encoding: FeatureEncoding | None = None) -> Problem:
+    """Loads the data with `load` (scaled by `scaling` and encoded by `encoding`, else by those
+    fitted on it) and fixes the static task."""
     dtype = jnp.float64 if cfg.trainer.precision == "float64" else jnp.float32
-    data = load(cfg.data, config.data_seed(cfg), scaling)
+    data = load(cfg.data, config.data_seed(cfg), scaling, encoding)
     sizes = layer_sizes(cfg.model, data)
     mlp = model.MLP(sizes, cfg.model.activation, cfg.model.output_activation)
     t = cfg.trainer

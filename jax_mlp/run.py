@@ -14,11 +14,13 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import sysconfig
 import textwrap
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -169,9 +171,34 @@ def _task(cfg: DictConfig) -> float:
         with interrupts.unhidden():
             return run(cfg)
     except UserError as error:
+        _remove_unused_run_folder()
         exit_user_error(str(error))
 
 
+def _remove_unused_run_folder() -> None:
+    """After a user error in a single run: removes the run folder (and the empty folders Hydra made
+    above it in this one) when it holds only what Hydra wrote there for this command, its
+    ``.hydra/`` and the job's log, so that a refused run leaves no folder behind."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    out = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN or not out.is_dir():
+        return
+    written = list(out.iterdir())
+    hydra_own = {str(hydra_cfg.output_subdir), f"{hydra_cfg.job.name}.log"}
+    if not {path.name for path in written} <= hydra_own or any(path.stat().st_mtime < _STARTED for path in written):
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    here = Path.cwd()
+    for parent in out.parents:
+        if parent == here or not parent.is_relative_to(here) or any(parent.iterdir()):
+            break
+        parent.rmdir()
+
+
+_STARTED = time.time() - 1  # before Hydra makes the run folder (its files' times have a coarse clock)
 def main() -> None:
     """The command line: ``python scripts/train.py [overrides] [-m]``."""
     import hydra

@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jax_mlp import checkpoint, config, devices, early_stopping, loop, optim, report, train
 from jax_mlp.data import Dataset, Scaling, Split, load_dataset
+from jax_mlp.data.encoding import FeatureEncoding
 from jax_mlp.errors import UserError
 from jax_mlp.interrupts import Interrupts
 from jax_mlp.logging import Progress
@@ -51,10 +52,12 @@ class DataSets:
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, int], Dataset] = {}
 
-    def load(self, data_cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset:
-        """`load_dataset(data_cfg, seed, scaling)`, loaded once (a given `scaling` is not kept)."""
-        if scaling is not None:
-            return load_dataset(data_cfg, seed, scaling)
+    def load(self, data_cfg: Any, seed: int, scaling: Scaling | None = None,
+             encoding: FeatureEncoding | None = None) -> Dataset:
+        """`load_dataset(data_cfg, seed, scaling, encoding)`, loaded once (unless given a
+        `scaling` or `encoding`: that is not kept)."""
+        if scaling is not None or encoding is not None:
+            return load_dataset(data_cfg, seed, scaling, encoding)
         key = (repr(data_cfg), seed)  # data configs are unhashable dataclasses; their repr shows every field
         if key not in self._loaded:
             self._loaded[key] = load_dataset(data_cfg, seed)

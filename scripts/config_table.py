@@ -16,10 +16,11 @@ from jax_mlp import config
 
 GROUPS = {"model": ["seed_note", "mlp"],
           "data": ["seed_note", "sine", "moons", "spirals", "blobs", "digits", "iris", "wine", "breast_cancer",
-                   "diabetes", "csv", "npz", "mnist"],
+                   "diabetes", "csv", "parquet", "npz", "mnist"],
           "optimizer": ["sgd", "momentum", "adam", "adamw"],
           "trainer": ["default"]}
-SHARED_DATA_KEYS = ("val_fraction", "test_fraction", "standardize", "standardize_targets", "drop_nonfinite", "seed")
+SHARED_DATA_KEYS = ("val_fraction", "test_fraction", "standardize", "standardize_targets", "missing",
+                    "drop_missing_labels", "seed")
 
 
 def _value(value: object) -> str:

@@ -167,15 +167,17 @@ def test_missing_files(tmp_path):
 
 def test_csv_cell_that_is_not_a_number_names_row_and_column(tmp_path):
     path = tmp_path / "d.csv"
-    path.write_text("a,b,y\n1,2,3\n4,oops,6\n")
-    assert _error("data=csv", f"data.path={path}", "data.target=y").endswith(
-        "line 3, column 'b': 'oops' is not a number")
+    path.write_text("a,b,y\n1,2,3\n4,oops,6\n" + "".join(f"{i},{i},{i}\n" for i in range(10)))
+    assert _error("data=csv", f"data.path={path}", "data.target=y") == (
+        f"{path} line 3, column 'b': 'oops' is not a number, as the column's other values are; correct it (an "
+        "empty cell is a missing value), or list the column in data.categorical")
 
 
 def test_csv_unknown_column(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("a,b,y\n1,2,3\n")
-    assert _error("data=csv", f"data.path={path}", "data.target=z").endswith("has no column 'z'; its columns are a, b, y")
+    assert _error("data=csv", f"data.path={path}", "data.target=z") == (
+        f"{path} has no column 'z' (data.target); its columns are a, b, y")
 
 
 def test_csv_target_among_the_features_is_refused(tmp_path):
@@ -203,9 +205,10 @@ def test_nonfinite_features_are_counted_and_located_or_dropped(tmp_path):
     path.write_text("a,b,y\n" + "".join(f"{i},{'nan' if i in (3, 5) else i},{i}\n" for i in range(20))
                     + "7,inf,1\n")
     message = _error("data=csv", f"data.path={path}", "data.target=y")
-    assert message.startswith("the data hold 3 missing (NaN or empty) or infinite values in 3 rows (first: sample 3, 'b')")
-    assert "data.drop_nonfinite=true" in message
-    data = _load("data=csv", f"data.path={path}", "data.target=y", "data.drop_nonfinite=true",
+    assert message == (f"the features hold 3 missing (NaN or empty) or infinite values in 3 rows (first: {path} line 5, "
+                       "column 'b'); set data.missing=drop to drop those rows, or data.missing=mean (median, "
+                       "most_frequent) to impute them from the training split")
+    data = _load("data=csv", f"data.path={path}", "data.target=y", "data.missing=drop",
                  "data.val_fraction=0", "data.test_fraction=0")
     assert len(data.train) == 18
 
@@ -313,9 +316,12 @@ def test_csv_as_spreadsheets_save_it_byte_order_mark_tabs_and_empty_cells(tmp_pa
     overrides = ("data=csv", f"data.path={path}", "data.target=y", "data.standardize=false",
                  "data.val_fraction=0", "data.test_fraction=0")
     for tab in ("data.delimiter=\\t", "data.delimiter=tab"):
-        assert _error(*overrides, tab) == ("the data hold 2 missing (NaN or empty) or infinite values in 2 rows "
-                                           "(first: sample 3, 'b'); set data.drop_nonfinite=true to drop those rows")
-    data = _load(*overrides, "data.delimiter=tab", "data.drop_nonfinite=true")
+        assert _error(*overrides, tab) == (f"{path} line 7, column 'y': no target (1 row without one); set "
+                                           "data.drop_missing_labels=true to drop such rows, or give them one")
+        assert _error(*overrides, tab, "data.drop_missing_labels=true").startswith(
+            f"the features hold 1 missing (NaN or empty) or infinite values in 1 rows (first: {path} line 5, "
+            "column 'b')")
+    data = _load(*overrides, "data.delimiter=tab", "data.drop_missing_labels=true", "data.missing=drop")
     assert data.feature_names == ("a", "b")  # no byte-order mark in the first name
     assert sorted(data.train.x[:, 0]) == [0, 1, 2, 4, 6, 7, 8, 9]
 
@@ -328,7 +334,8 @@ def test_csv_that_is_not_utf8_text_or_lacks_a_label_is_one_line(tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("a,y\n1,x\n2,\n3,y\n")
     assert _error("data=csv", f"data.path={labels}", "data.target=y", "data.task=classification") == (
-        f"{labels} line 3, column 'y': no class label; give one or remove the row")
+        f"{labels} line 3, column 'y': no target (1 row without one); set data.drop_missing_labels=true to drop "
+        "such rows, or give them one")
 
 
 # mtime=0 and ids: pytest-xdist workers must collect the same test names, and gzip stamps the time

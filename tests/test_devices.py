@@ -76,8 +76,8 @@ def test_only_process_zero_writes_the_run_folder(tmp_path, monkeypatch):
     assert not (tmp_path / "rank1").exists()
     monkeypatch.undo()
     jobs.execute(cfg, tmp_path / "rank0")
-    assert {p.name for p in (tmp_path / "rank0").iterdir()} == {"scaling.json", "metrics.jsonl", "params.npz",
-                                                              "summary.json"}
+    assert {p.name for p in (tmp_path / "rank0").iterdir()} == {"scaling.json", "features.json", "metrics.jsonl",
+                                                              "params.npz", "summary.json"}
 
 
 def test_a_second_process_keeps_hydras_files_out_of_the_run_folder(run_script, tmp_path, monkeypatch):
@@ -129,7 +129,7 @@ def test_two_processes_train_as_one_data_parallel_run(tmp_path, cache_home):
             np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6)
     assert " epoch 2 loss " in outputs[1][0]  # process 1 logs to its stdout, writes nothing
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == [
-        ".hydra", "metrics.jsonl", "params.npz", "scaling.json", "summary.json", "train.log"]
+        ".hydra", "features.json", "metrics.jsonl", "params.npz", "scaling.json", "summary.json", "train.log"]
 
 
 def test_an_unusable_default_cache_folder_leaves_the_run_without_the_cache(tmp_path, monkeypatch, caplog):

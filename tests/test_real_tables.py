@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +117,17 @@ def test_a_warning_reaches_stderr_with_exit_status_0(train_cli, tmp_path):
     assert process.returncode == 0, process.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert process.stderr.splitlines()[-1] == f"jax_mlp: warning: {summary['warning']}"
+
+
+def test_outputs_follow_the_umask_and_a_refused_run_leaves_no_folder(run_script, train_cli, tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    process, out = train_cli("trainer.steps=10")
+    assert process.returncode == 0, process.stderr
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in out.iterdir() if path.is_file()}
+    assert {"params.npz", "summary.json", "scaling.json", "metrics.jsonl"} <= modes.keys()
+    assert set(modes.values()) == {0o666 & ~mask}  # before: params.npz and summary.json were 0600
+    process = run_script("train.py", "hydra.run.dir=outputs/day/run", "data=csv", "data.path=/no/such.csv",
+                         "data.target=y", cwd=tmp_path)
+    assert (process.returncode, process.stderr) == (2, "jax_mlp: error: data.path: no file at /no/such.csv\n")
+    assert not (tmp_path / "outputs").exists()

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from jax_mlp.data.encoding import FeatureEncoding
 from jax_mlp.errors import UserError
 
 REGRESSION = "regression"
@@ -28,21 +29,33 @@ class Split:
 
 @dataclass(frozen=True)
 class Raw:
-    """What a source yields before splitting and scaling.
+    """What a source yields before cleaning, splitting, encoding and scaling.
 
     Attributes:
-      x, y: all samples (see `Split`); y of classification holds labels 0 .. classes-1.
+      x: all samples' features: an array (n, d) of numbers (NaN where missing), or a table's
+        pandas DataFrame of numbers and text (`jax_mlp.data.encoding` encodes it).
+      y: the targets (see `Split`); y of classification holds labels 0 .. classes-1.
       task: `REGRESSION` or `CLASSIFICATION`.
       feature_names, class_names: names where the source has them, else generated ones.
       test: a test split the source ships (MNIST's t10k files), else None.
+      categorical: the feature columns that are categories besides the text ones.
+      origin: the file the samples come from ("" when none), and `lines` (n,) each one's line
+        there, for messages that point at a cell.
     """
 
-    x: np.ndarray
+    x: Any
     y: np.ndarray
     task: str
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...] = ()
     test: Split | None = None
+    categorical: frozenset[str] = frozenset()
+    origin: str = ""
+    lines: np.ndarray | None = None
+
+    def where(self, row: int) -> str:
+        """Sample `row` in words: ``FILE line N``, or ``sample N``."""
+        return f"{self.origin} line {int(self.lines[row])}" if self.lines is not None else f"sample {row}"
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,10 @@ class Dataset:
       name: the config's name for it.
       task: `REGRESSION` or `CLASSIFICATION`.
       train, val, test: the splits (val and test None when their fraction is 0), scaled.
-      feature_names, class_names: as in `Raw`.
+      feature_names: the network's inputs (a one-hot column's as ``name=category``);
+        class_names: as in `Raw`.
       scaling: what was applied to every split (fitted on train only).
+      encoding: how the feature columns became inputs (learned on train only).
     """
 
     name: str
@@ -85,6 +100,7 @@ class Dataset:
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
     scaling: Scaling
+    encoding: FeatureEncoding
 
     @property
     def input_size(self) -> int:
@@ -107,7 +123,8 @@ class Dataset:
         return {name: split for name, split in named.items() if split is not None}
 
 
-def load_dataset(cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset:
+def load_dataset(cfg: Any, seed: int, scaling: Scaling | None = None,
+                 encoding: FeatureEncoding | None = None) -> Dataset:
     """Builds the data set a data config describes.
 
     Data are drawn and split on the host (NumPy, scikit-learn), from seeds derived from `seed` by
@@ -116,7 +133,8 @@ def load_dataset(cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset
     Args:
       cfg: a data config (a `jax_mlp.config.DataConfig` subclass); ``cfg.source`` picks the loader.
       seed: the same seed gives the same data and splits.
-      scaling: standardisation to apply instead of fitting one (what evaluation of a run reuses).
+      scaling, encoding: standardisation and feature encoding to apply instead of fitting them
+        (what evaluation of a run reuses).
 
     Returns:
       A `Dataset` of host arrays; the caller casts them to the training dtype.
@@ -124,12 +142,12 @@ def load_dataset(cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset
     Raises:
       UserError: a missing or malformed file, a bad value, or an empty split.
     """
-    from jax_mlp.data import readers, sources, split
+    from jax_mlp.data import readers, sources, split, tables
 
-    loaders = {**sources.LOADERS, **readers.LOADERS}
+    loaders = {**sources.LOADERS, **readers.LOADERS, **tables.LOADERS}
     if cfg.source not in loaders:
         raise UserError(f"unknown data source {cfg.source!r}; choose one of {', '.join(sorted(loaders))}")
     source_seed, split_seed = (int(s) >> 1 for s in np.random.SeedSequence(
         [seed, zlib.crc32(b"data")]).generate_state(2))
-    raw = split.drop_nonfinite(loaders[cfg.source](cfg, source_seed), cfg.drop_nonfinite)
-    return split.split_and_scale(raw, cfg, split_seed, scaling)
+    raw = split.clean(loaders[cfg.source](cfg, source_seed), cfg.missing, cfg.drop_missing_labels)
+    return split.split_and_scale(raw, cfg, split_seed, scaling, encoding)

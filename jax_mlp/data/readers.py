@@ -1,10 +1,8 @@
-"""Sources read from the user's files: CSV, ``.npz`` and MNIST's IDX files."""
+"""Sources read from the user's array files: ``.npz`` and MNIST's IDX files (tables: `jax_mlp.data.tables`)."""
 
 from __future__ import annotations
 
-import csv
 import gzip
-import math
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -14,21 +12,8 @@ import numpy as np
 
 from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw, Split
 from jax_mlp.data.labels import AUTO, decide_task, encode_labels
+from jax_mlp.data.tables import existing_file
 from jax_mlp.errors import UserError
-
-
-def csv_delimiter(value: str) -> str:
-    """``data.delimiter`` as the character it means: ``\\t`` and ``tab`` are a tab."""
-    return "\t" if value in ("\\t", "tab") else value
-
-
-def _existing(path: str | None, what: str = "data.path") -> Path:
-    if not path:
-        raise UserError(f"{what} is not set; give the file with {what}=PATH")
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise UserError(f"{what}: no file at {file}")
-    return file
 
 
 def _targets(values: np.ndarray, task: str, cfg: Any, what: str) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -41,88 +26,9 @@ def _targets(values: np.ndarray, task: str, cfg: Any, what: str) -> tuple[np.nda
     return (values[:, None] if values.ndim == 1 else values), ()
 
 
-def _column_index(ref: Any, header: list[str], file: Path) -> int:
-    """The position of a column given by name (with a header) or by 0-based number."""
-    if isinstance(ref, int) and 0 <= ref < len(header):
-        return ref
-    if str(ref) in header:
-        return header.index(str(ref))
-    raise UserError(f"{file} has no column {ref!r}; its columns are {', '.join(header)}")
-
-
-def read_csv(cfg: Any, seed: int) -> Raw:
-    """A CSV file: ``data.target`` (a column or a list of them) against ``data.features``
-    (null: all other columns). Cells must be numbers (an empty one is a missing value, NaN),
-    except class labels."""
-    file = _existing(cfg.path)
-    try:  # utf-8-sig: the byte-order mark spreadsheet programs put first is not part of a column name
-        with open(file, newline="", encoding="utf-8-sig") as f:
-            rows = [row for row in csv.reader(f, delimiter=csv_delimiter(cfg.delimiter)) if row]
-    except UnicodeDecodeError as error:
-        raise UserError(f"{file} is not UTF-8 text (byte {error.start}); save it as CSV in UTF-8") from None
-    except csv.Error as error:
-        raise UserError(f"{file} is not a CSV file ({error})") from None
-    if cfg.header:
-        if not rows:
-            raise UserError(f"{file} is empty")
-        header, rows, first_line = [c.strip() for c in rows[0]], rows[1:], 2
-    else:
-        header, first_line = [str(i) for i in range(len(rows[0]) if rows else 0)], 1
-    if not rows:
-        raise UserError(f"{file} has no data rows")
-    targets = cfg.target if isinstance(cfg.target, (list, tuple)) else [cfg.target]
-    target_cols = [_column_index(t, header, file) for t in targets]
-    feature_cols = ([_column_index(f, header, file) for f in cfg.features] if cfg.features is not None
-                    else [i for i in range(len(header)) if i not in target_cols])
-    if not feature_cols:
-        raise UserError(f"{file}: no feature columns are left besides the target")
-    for setting, cols in (("data.target", target_cols), ("data.features", feature_cols)):
-        if twice := [header[c] for c in dict.fromkeys(c for c in cols if cols.count(c) > 1)]:
-            raise UserError(f"{file}: {setting} names column {', '.join(map(repr, twice))} twice; name each once")
-    both = [header[c] for c in dict.fromkeys(feature_cols) if c in target_cols]
-    if both:  # the target among the inputs: the model would learn to copy it
-        raise UserError(f"{file}: column {', '.join(map(repr, both))} is both a target and a feature; "
-                        "leave it out of data.features (null: every column but the targets)")
-    for line, row in enumerate(rows, start=first_line):
-        if len(row) != len(header):
-            raise UserError(f"{file} line {line} has {len(row)} cells, the header has {len(header)}")
-    x = np.empty((len(rows), len(feature_cols)))
-    for line, row in enumerate(rows, start=first_line):
-        for j, col in enumerate(feature_cols):
-            x[line - first_line, j] = _number(row[col], f"{file} line {line}, column {header[col]!r}")
-    raw_targets = np.array([[row[c].strip() for c in target_cols] for row in rows])
-    named = ", ".join(repr(header[c]) for c in target_cols)
-    task = decide_task(cfg.task, raw_targets, f"column{'s' * (len(target_cols) > 1)} {named}")
-    for line, row in enumerate(raw_targets, start=first_line):
-        for value, col in zip(row, target_cols):
-            where = f"{file} line {line}, column {header[col]!r}"
-            if task == REGRESSION:
-                _number(value, where, " (set data.task=classification for class labels)")
-            elif not value:
-                raise UserError(f"{where}: no class label; give one or remove the row")
-    if task == REGRESSION:  # empty cells become NaN, which `drop_nonfinite` refuses or drops
-        raw_targets = np.where(raw_targets == "", "nan", raw_targets)
-    y, classes = _targets(raw_targets, task, cfg, str(file))
-    return Raw(x, y, task, tuple(header[c] for c in feature_cols), classes)
-
-
-def _number(cell: str, where: str, hint: str = "") -> float:
-    """A CSV cell as a float; an empty cell is a missing value, NaN (as pandas reads it).
-
-    Raises:
-      UserError: the cell is text; the message says `where` (``FILE line N, column 'c'``).
-    """
-    if not cell.strip():
-        return math.nan
-    try:
-        return float(cell)
-    except ValueError:
-        raise UserError(f"{where}: {str(cell)!r} is not a number{hint}") from None
-
-
 def read_npz(cfg: Any, seed: int) -> Raw:
     """An ``.npz`` of plain arrays: inputs under ``data.x_key``, targets under ``data.y_key``."""
-    file = _existing(cfg.path)
+    file = existing_file(cfg.path)
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -234,4 +140,4 @@ def read_mnist(cfg: Any, seed: int) -> Raw:
                classes, test=Split(images(arrays["test_images"]), y_test))
 
 
-LOADERS: dict[str, Callable[[Any, int], Raw]] = {"csv": read_csv, "npz": read_npz, "mnist": read_mnist}
+LOADERS: dict[str, Callable[[Any, int], Raw]] = {"npz": read_npz, "mnist": read_mnist}

@@ -2,60 +2,84 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import numpy as np
 
 from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Dataset, Raw, Scaling, Split
+from jax_mlp.data.encoding import FeatureEncoding, missing_cells
 from jax_mlp.errors import UserError
 
 log = logging.getLogger("jax_mlp")
 
 
-def drop_nonfinite(raw: Raw, drop: bool) -> Raw:
-    """Drops rows holding NaN or infinity when `drop`, else refuses them, saying where they are."""
-    bad = ~np.isfinite(raw.x)
-    if raw.task == REGRESSION:
-        bad = np.concatenate([bad, ~np.isfinite(raw.y)], axis=1)
-    if not bad.any():
-        return raw
-    rows = np.flatnonzero(bad.any(axis=1))
-    if not drop:
+def clean(raw: Raw, missing: str, drop_missing_labels: bool) -> Raw:
+    """`raw` without the rows the config drops: regression targets that are missing (NaN, empty)
+    or infinite (`drop_missing_labels`, else refused), and, with ``data.missing=drop``, rows with
+    a missing feature (refused with ``error``; kept for the imputers)."""
+    keep = np.ones(len(raw.y), bool)
+    if raw.task == REGRESSION and not (finite := np.all(np.isfinite(raw.y), axis=1)).all():
+        first = raw.where(int(np.flatnonzero(~finite)[0]))
+        if not drop_missing_labels:
+            raise UserError(f"{int((~finite).sum())} rows have a missing (NaN or empty) or infinite target (first: "
+                            f"{first}); set data.drop_missing_labels=true to drop them")
+        log.warning("dropping %d rows whose target is missing or infinite (first: %s)", int((~finite).sum()), first)
+        keep &= finite
+    bad = missing_cells(raw.x, raw.feature_names, raw.categorical)
+    if bad.any() and missing in ("error", "drop"):
+        rows = np.flatnonzero(bad.any(axis=1))
         row, col = np.argwhere(bad)[0]
-        column = raw.feature_names[col] if col < len(raw.feature_names) else f"target {col - len(raw.feature_names)}"
-        raise UserError(f"the data hold {int(bad.sum())} missing (NaN or empty) or infinite values in {len(rows)} "
-                        f"rows (first: sample {row}, {column!r}); set data.drop_nonfinite=true to drop those rows")
-    log.warning("dropping %d rows with missing or infinite values (first: sample %d)", len(rows), rows[0])
-    keep = np.setdiff1d(np.arange(len(raw.x)), rows)
-    return Raw(raw.x[keep], raw.y[keep], raw.task, raw.feature_names, raw.class_names, raw.test)
+        first = f"{raw.where(int(row))}, column {raw.feature_names[col]!r}"
+        if missing == "error":
+            raise UserError(f"the features hold {int(bad.sum())} missing (NaN or empty) or infinite values in "
+                            f"{len(rows)} rows (first: {first}); set data.missing=drop to drop those rows, or "
+                            "data.missing=mean (median, most_frequent) to impute them from the training split")
+        log.warning("dropping %d rows with missing or infinite features (first: %s)", len(rows), first)
+        keep &= ~bad.any(axis=1)
+    if keep.all():
+        return raw
+    return dataclasses.replace(raw, x=_rows(raw.x, keep), y=raw.y[keep],
+                               lines=None if raw.lines is None else raw.lines[keep])
 
 
-def _split_off(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool):
-    """``(kept_x, taken_x, kept_y, taken_y)`` with `fraction` of the samples taken, seeded."""
+def _rows(x: Any, rows: np.ndarray) -> Any:
+    """The rows `rows` (a mask or indices) of an array or DataFrame."""
+    return x[rows] if isinstance(x, np.ndarray) else x.iloc[rows] if rows.dtype != bool else x[rows]
+
+
+def _split_off(rows: np.ndarray, y: np.ndarray, fraction: float, seed: int,
+               stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, taken)``: the positions `rows` with `fraction` of them taken, seeded (stratified
+    by `y`, the targets of `rows`, for classification)."""
     from sklearn.model_selection import train_test_split
 
     error = None
     for by in ([y, None] if stratify else [None]):
         try:
-            parts = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=by)
+            kept, taken = train_test_split(rows, test_size=fraction, random_state=seed, stratify=by)
         except ValueError as e:  # a class too small to stratify, or nothing left to take
             error = e
             continue
         if by is None and stratify:
             log.warning("a class has too few samples to stratify the split; splitting at random")
-        return parts
-    raise UserError(f"splitting {len(x)} samples with a fraction of {fraction:g} leaves an empty split "
+        return kept, taken
+    raise UserError(f"splitting {len(rows)} samples with a fraction of {fraction:g} leaves an empty split "
                     f"({error}); change data.val_fraction / data.test_fraction")
 
 
-def fit_scaling(train: Split, task: str, standardize: bool, standardize_targets: bool) -> Scaling:
-    """Means and standard deviations (float64) of the training split; a constant column gets std 1."""
+def fit_scaling(train: Split, task: str, standardize: bool, standardize_targets: bool,
+                scaled: np.ndarray | None = None) -> Scaling:
+    """Means and standard deviations (float64) of the training split; a constant column gets std 1,
+    and so does an input that `scaled` (n_in,) leaves out (a one-hot indicator: mean 0)."""
     def moments(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         std = a.std(axis=0, dtype=np.float64)
         return a.mean(axis=0, dtype=np.float64), np.where(std > 0, std, 1.0)
 
     x_mean, x_std = moments(train.x) if standardize else (None, None)
+    if x_mean is not None and scaled is not None and not scaled.all():
+        x_mean, x_std = np.where(scaled, x_mean, 0.0), np.where(scaled, x_std, 1.0)
     y_mean, y_std = moments(train.y) if standardize_targets and task == REGRESSION else (None, None)
     return Scaling(x_mean, x_std, y_mean, y_std)
 
@@ -75,30 +99,43 @@ def apply_scaling(split: Split, scaling: Scaling) -> Split:
                  _standardized(split.y, scaling.y_mean, scaling.y_std))
 
 
-def split_and_scale(raw: Raw, cfg: Any, seed: int, scaling: Scaling | None = None) -> Dataset:
-    """Splits `raw` into train, validation and test (seeded; stratified for classification) and
+def split_and_scale(raw: Raw, cfg: Any, seed: int, scaling: Scaling | None = None,
+                    encoding: FeatureEncoding | None = None) -> Dataset:
+    """Splits `raw` into train, validation and test (seeded; stratified for classification),
+    encodes the features with `encoding`, or with one learned on the training split, and
     standardises every split with `scaling`, or with one fitted on the training split.
 
     ``data.test_fraction`` and ``data.val_fraction`` are fractions of all samples.
     """
     stratify = raw.task == CLASSIFICATION
-    x, y, test = raw.x, raw.y, raw.test
+    rows = np.arange(len(raw.y))
     if raw.test is not None and cfg.test_fraction > 0:
         raise UserError(f"data {cfg.name!r} ships its own test split; set data.test_fraction=0")
+    parts: dict[str, np.ndarray | None] = {"val": None, "test": None}
     if cfg.test_fraction > 0:
-        x, x_test, y, y_test = _split_off(x, y, cfg.test_fraction, seed, stratify)
-        test = Split(x_test, y_test)
-    val = None
+        rows, parts["test"] = _split_off(rows, raw.y, cfg.test_fraction, seed, stratify)
     if cfg.val_fraction > 0:
-        x, x_val, y, y_val = _split_off(x, y, cfg.val_fraction / (1 - cfg.test_fraction), seed + 1, stratify)
-        val = Split(x_val, y_val)
-    train = Split(x, y)
-    for name, split in (("train", train), ("validation", val), ("test", test)):
-        if split is not None and len(split) == 0:
-            raise UserError(f"the {name} split of {len(raw.x)} samples is empty; change "
+        rows, parts["val"] = _split_off(rows, raw.y[rows], cfg.val_fraction / (1 - cfg.test_fraction), seed + 1,
+                                        stratify)
+    for name, part in (("train", rows), ("validation", parts["val"]), ("test", parts["test"])):
+        if part is not None and len(part) == 0:
+            raise UserError(f"the {name} split of {len(raw.y)} samples is empty; change "
                             f"data.val_fraction / data.test_fraction")
+    if encoding is None:
+        encoding = FeatureEncoding.fit(_rows(raw.x, rows), raw.feature_names, raw.categorical,
+                                       getattr(cfg, "missing", "error"), getattr(cfg, "encoding", "onehot"),
+                                       getattr(cfg, "unknown_category", "ignore"))
+
+    def encoded(part: np.ndarray) -> Split:
+        return Split(encoding.transform(_rows(raw.x, part), lambda row: raw.where(int(part[row]))), raw.y[part])
+
+    train = encoded(rows)
+    val = None if parts["val"] is None else encoded(parts["val"])
+    test = raw.test if parts["test"] is None else encoded(parts["test"])
+    if raw.test is not None:
+        test = Split(encoding.transform(raw.test.x), raw.test.y)
     if scaling is None:
-        scaling = fit_scaling(train, raw.task, cfg.standardize, cfg.standardize_targets)
+        scaling = fit_scaling(train, raw.task, cfg.standardize, cfg.standardize_targets, encoding.scaled)
     scaled = [None if s is None else apply_scaling(s, scaling) for s in (train, val, test)]
-    return Dataset(cfg.name, raw.task, scaled[0], scaled[1], scaled[2], raw.feature_names,
-                   raw.class_names, scaling)
+    return Dataset(cfg.name, raw.task, scaled[0], scaled[1], scaled[2], encoding.input_names,
+                   raw.class_names, scaling, encoding)

@@ -1,0 +1,255 @@
+"""Tables a user brings: CSV, TSV and Parquet files read with pandas, their columns chosen by name,
+number or glob, their targets decided and labelled. Feature columns stay as the file holds them
+(numbers and text) until `jax_mlp.data.encoding` encodes them on the training split."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw
+from jax_mlp.data.encoding import is_text
+from jax_mlp.data.labels import decide_task, encode_labels
+from jax_mlp.errors import UserError
+
+log = logging.getLogger("jax_mlp")
+UNNAMED = "Unnamed: 0"  # pandas' name of a first column without a name (the index `DataFrame.to_csv` writes)
+
+
+def csv_delimiter(value: str) -> str:
+    """``data.delimiter`` as the character it means: ``\\t`` and ``tab`` are a tab."""
+    return "\t" if value in ("\\t", "tab") else value
+
+
+def existing_file(path: str | None, what: str = "data.path") -> Path:
+    """The file `path` names; a relative one is read from the current folder (the one the command
+    ran in: `jax_mlp.config.with_paths_from`).
+
+    Raises:
+      UserError: no path, or no file there (saying which folder a relative path was read from).
+    """
+    if not path:
+        raise UserError(f"{what} is not set; give the file with {what}=PATH")
+    file = Path(path).expanduser()
+    if file.is_file():
+        return file
+    where = "" if file.is_absolute() else f" (a relative path, read from {Path.cwd()})"
+    folder = " is a folder; give a file in it" if file.is_dir() else ""
+    raise UserError(f"{what}: no file at {file}{where}{folder}" if not folder else f"{what}: {file}{folder}")
+
+
+def read_frame(cfg: Any) -> tuple[Any, Path, int]:
+    """The table ``data.path`` holds as a pandas DataFrame of text column names, the file, and the
+    file line of the frame's index 0 (its index keeps each row's position: line = index + that).
+
+    Raises:
+      UserError: a file that is not a table of this kind, not UTF-8 text, or holds no rows.
+    """
+    import pandas as pd
+
+    file = existing_file(cfg.path)
+    if cfg.source == "parquet":
+        try:
+            frame = pd.read_parquet(file)
+        except Exception as error:  # pyarrow's many error types for a file that is not Parquet
+            raise UserError(f"{file} is not a Parquet file ({' '.join(str(error).split())[:200]})") from None
+        first_line = 0
+    else:
+        try:  # utf-8-sig: the byte-order mark spreadsheet programs put first is not part of a column name
+            frame = pd.read_csv(file, sep=csv_delimiter(cfg.delimiter), header=0 if cfg.header else None,
+                                decimal=cfg.decimal, encoding="utf-8-sig", skip_blank_lines=False,
+                                skipinitialspace=True)
+        except UnicodeDecodeError as error:
+            raise UserError(f"{file} is not UTF-8 text (byte {error.start}); save it as CSV in UTF-8") from None
+        except pd.errors.EmptyDataError:
+            raise UserError(f"{file} is empty") from None
+        except pd.errors.ParserError as error:
+            raise UserError(f"{file} is not a table of the columns its first line names: "
+                            f"{_parser_problem(str(error), cfg.header)}") from None
+        first_line = 2 if cfg.header else 1
+        frame = frame.dropna(how="all")  # blank lines (kept above so that the index counts lines)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise UserError(f"{file} has no data rows")
+    return frame, file, first_line
+
+
+def _parser_problem(message: str, header: bool) -> str:
+    """pandas' tokenizer error as "line N has M cells, the first line K"."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if found is None:
+        return " ".join(message.split())
+    expected, line, saw = found.groups()
+    return f"line {line} has {saw} cells, the {'header' if header else 'first line'} has {expected}"
+
+
+def _is_pattern(ref: str) -> bool:
+    return any(c in ref for c in "*?[")
+
+
+def _columns(refs: list[Any], names: list[str], file: Path, setting: str) -> list[str]:
+    """The columns `refs` name, in order: a name, a 0-based number, or a glob (``bill_*``)."""
+    chosen = []
+    for ref in refs:
+        if isinstance(ref, int) and not isinstance(ref, bool) and 0 <= ref < len(names):
+            chosen.append(names[ref])
+        elif str(ref) in names:
+            chosen.append(str(ref))
+        elif _is_pattern(str(ref)) and (matched := fnmatch.filter(names, str(ref))):
+            chosen.extend(matched)
+        else:
+            raise UserError(f"{file} has no column {ref!r} ({setting}); its columns are {', '.join(names)}")
+    return chosen
+
+
+def _listed(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def choose_columns(cfg: Any, names: list[str], file: Path) -> tuple[list[str], list[str]]:
+    """The target and feature columns of a table with columns `names`: ``data.target``, and
+    ``data.features`` (null: every other column) less ``data.exclude``. A first column without a
+    name (``Unnamed: 0``, the index pandas writes) is left out with a warning, unless named.
+
+    Raises:
+      UserError: an unknown column, one named twice, a target among the features, no feature left.
+    """
+    targets = _columns(_listed(cfg.target), names, file, "data.target")
+    if cfg.features is not None:
+        features = _columns(_listed(cfg.features), names, file, "data.features")
+    else:
+        features = [name for name in names if name not in targets]
+        if features and features[0] == UNNAMED == names[0]:
+            log.warning("%s: leaving out its first column, which has no name (the row numbers pandas' to_csv "
+                        "writes); name it in data.features to keep it", file)
+            features = features[1:]
+    excluded = set(_columns(_listed(cfg.exclude), names, file, "data.exclude"))
+    features = [name for name in features if name not in excluded]
+    for setting, cols in (("data.target", targets), ("data.features", features)):
+        if twice := [c for c in dict.fromkeys(cols) if cols.count(c) > 1]:
+            raise UserError(f"{file}: {setting} names column {', '.join(map(repr, twice))} twice; name each once")
+    if both := [c for c in features if c in targets]:  # the target among the inputs: the model would copy it
+        raise UserError(f"{file}: column {', '.join(map(repr, both))} is both a target and a feature; "
+                        "leave it out of data.features (null: every column but the targets)")
+    if not features:
+        raise UserError(f"{file}: no feature columns are left besides the target")
+    return targets, features
+
+
+def read_table(cfg: Any, seed: int) -> Raw:
+    """A table (``data=csv``, ``data=parquet``): ``data.target`` (a column or a list of them)
+    against the feature columns (`choose_columns`). Features stay a DataFrame of numbers and text
+    (text columns, and those in ``data.categorical``, are categories); an empty cell is a missing
+    value. Rows without a target are dropped with ``data.drop_missing_labels``, else refused."""
+    frame, file, first_line = read_frame(cfg)
+    names = list(frame.columns)
+    if len(names) == 1:
+        raise UserError(_one_column_hint(file, names[0], cfg))
+    targets, features = choose_columns(cfg, names, file)
+    frame = _rows_with_targets(frame, targets, file, first_line, cfg.drop_missing_labels)
+    values = frame[targets].to_numpy()
+    named = ", ".join(map(repr, targets))
+    task = decide_task(cfg.task, values, f"column{'s' * (len(targets) > 1)} {named}")
+    if task == REGRESSION:
+        y = _regression_targets(frame, targets, file, first_line, cfg)
+        classes: tuple[str, ...] = ()
+    elif len(targets) > 1:
+        raise UserError(f"{file}: classification takes one label column, got {len(targets)} ({named})")
+    else:
+        y, classes = encode_labels(values[:, 0], cfg.num_classes, f"{file} column {targets[0]!r}")
+    categorical = set(_columns(_listed(cfg.categorical), names, file, "data.categorical"))
+    x = frame[features]
+    _hint_decimal_commas(x, file, cfg, categorical)
+    _refuse_stray_text(x, file, first_line, categorical)
+    return Raw(x, y, task, tuple(features), classes, categorical=frozenset(categorical & set(features)),
+               origin=str(file), lines=frame.index.to_numpy() + first_line)
+
+
+def _rows_with_targets(frame: Any, targets: list[str], file: Path, first_line: int, drop: bool) -> Any:
+    """`frame` without rows whose target is missing (empty) when `drop`; else refuses them."""
+    missing = frame[targets].isna().to_numpy()
+    rows = missing.any(axis=1)
+    if not rows.any():
+        return frame
+    row, col = np.argwhere(missing)[0]
+    first, count = f"line {int(frame.index[row]) + first_line}, column {targets[col]!r}", int(rows.sum())
+    if not drop:
+        raise UserError(f"{file} {first}: no target ({count} row{'s' * (count > 1)} without one); set "
+                        "data.drop_missing_labels=true to drop such rows, or give them one")
+    log.warning("dropping the %d rows of %s without a target (first: %s)", count, file, first)
+    return frame[~rows]
+
+
+def _refuse_stray_text(x: Any, file: Path, first_line: int, categorical: set[str]) -> None:
+    """Refuses a text cell in a column of numbers (at least `NUMERIC_SHARE` of its cells): a typo,
+    or a missing value written as text, that would make the whole column categories."""
+    import pandas as pd
+
+    for name in x.columns:
+        column = x[name]
+        if name in categorical or not is_text(column):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        text = numbers.isna() & column.notna()
+        if text.any() and numbers.notna().sum() >= NUMERIC_SHARE * column.notna().sum():
+            row = int(np.flatnonzero(text.to_numpy())[0])
+            raise UserError(f"{file} line {int(x.index[row]) + first_line}, column {name!r}: {str(column.iloc[row])!r} "
+                            "is not a number, as the column's other values are; correct it (an empty cell is a "
+                            "missing value), or list the column in data.categorical")
+
+
+NUMERIC_SHARE = 0.9  # of a text column's cells that are numbers, from which its text cells are refused
+
+
+def _regression_targets(frame: Any, targets: list[str], file: Path, first_line: int, cfg: Any) -> np.ndarray:
+    """The target columns as float64 (n, k); a text cell is refused with its line and column."""
+    import pandas as pd
+
+    for name in targets:
+        column = frame[name]
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = numbers.isna() & column.notna()
+        if bad.any():
+            row = bad.to_numpy().nonzero()[0][0]
+            hint = (" (a decimal comma? set data.decimal=',')" if _decimal_comma(str(column.iloc[row]))
+                    else " (set data.task=classification for class labels)")
+            raise UserError(f"{file} line {int(frame.index[row]) + first_line}, column {name!r}: "
+                            f"{str(column.iloc[row])!r} is not a number{hint}")
+    return frame[targets].apply(pd.to_numeric).to_numpy(np.float64)
+
+
+def _decimal_comma(text: str) -> bool:
+    return re.fullmatch(r"\s*-?\d+,\d+\s*", text) is not None
+
+
+def _hint_decimal_commas(x: Any, file: Path, cfg: Any, categorical: set[str]) -> None:
+    """Refuses a text feature column whose every value is a number written with a decimal comma
+    (``39,1``) when ``data.decimal`` is the point: it would become categories."""
+    if cfg.source != "csv" or cfg.decimal == ",":
+        return
+    for name in x.columns:
+        column = x[name].dropna()
+        if name not in categorical and is_text(column) and len(column) and all(map(_decimal_comma, map(
+                str, column.iloc[:100]))):
+            raise UserError(f"{file}: column {name!r} holds numbers with a decimal comma ({column.iloc[0]!r}); set "
+                            "data.decimal=',' (and a data.delimiter other than the comma, e.g. 'data.delimiter=;')")
+
+
+def _one_column_hint(file: Path, name: str, cfg: Any) -> str:
+    """The message for a CSV read as one column: most often the delimiter is another."""
+    for candidate in (";", "\t", "|", ","):
+        if cfg.source == "csv" and candidate != csv_delimiter(cfg.delimiter) and candidate in name:
+            shown = "tab" if candidate == "\t" else f"'{candidate}'"
+            override = "data.delimiter=tab" if candidate == "\t" else f"'data.delimiter={candidate}'"
+            return (f"{file} reads as one column named {name[:60]!r} with data.delimiter="
+                    f"{cfg.delimiter!r}; it looks separated by {shown}: set {override}")
+    return f"{file} holds one column ({name[:60]!r}); a table needs a target and at least one feature column"
+
+
+LOADERS = {"csv": read_table, "parquet": read_table}
+__all__ = ["CLASSIFICATION", "LOADERS", "choose_columns", "csv_delimiter", "existing_file", "read_table"]
