@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +78,29 @@ def make_folder(path: Path, setting: str) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"{setting}={path}: cannot make that folder ({error.strerror}); give another") from None
+
+
+def fingerprint(path: Path, watch: Callable[[bytes], None] | None = None) -> dict[str, Any]:
+    """What identifies a data file's contents: its absolute path, size and SHA-256 (hex);
+    `watch` sees each block of the file as it is read (a reader's own scan, in the same pass)."""
+    path = Path(path).absolute()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+            if watch is not None:
+                watch(block)
+    return {"path": str(path), "size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def changed_files(recorded: list[dict[str, Any]]) -> list[str]:
+    """The recorded data files (`fingerprint`s) that are gone or whose contents changed since,
+    each in words (``PATH (changed)``, ``PATH (gone)``)."""
+    changed = []
+    for record in recorded:
+        path = Path(record["path"])
+        if not path.is_file():
+            changed.append(f"{path} (gone)")
+        elif path.stat().st_size != record["size"] or fingerprint(path)["sha256"] != record["sha256"]:
+            changed.append(f"{path} (changed)")
+    return changed

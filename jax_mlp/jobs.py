@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_mlp import checkpoint, config, devices, model, report, train
+from jax_mlp import checkpoint, config, devices, files, model, report, train
 from jax_mlp.data import Scaling
 from jax_mlp.data.dataset import CLASSIFICATION
 from jax_mlp.data.encoding import FeatureEncoding
@@ -136,11 +136,12 @@ def execute(cfg: config.Config, out_dir: Path, progress: TextIO | None = None) -
     return outcome
 
 
-def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
-    """A finished run's problem (its own config and scaling) and final params.
+def restore_run(run_dir: Path, allow_changed_data: bool = False) -> tuple[Problem, model.Params]:
+    """A finished run's problem (its own config, encoding and scaling) and final params.
 
     Raises:
-      UserError: no such run folder or file.
+      UserError: no such run folder or file; or a data file the run read that changed since (its
+        splits would not be the run's), unless `allow_changed_data` (a warning then says so).
     """
     run_dir = Path(run_dir)
     summary = report.read_summary(run_dir)
@@ -151,6 +152,12 @@ def restore_run(run_dir: Path) -> tuple[Problem, model.Params]:
         if run_dir.is_file():
             raise UserError(f"{run_dir} is a file; give the run's folder ({run_dir.parent})")
         raise UserError(f"{run_dir} is not a run folder (it has no summary.json)")
+    if changed := files.changed_files(summary.get("data_files", [])):
+        if not allow_changed_data:
+            raise UserError(f"the data the run trained on changed since: {', '.join(changed)}; its splits and "
+                            "metrics would not be the run's: restore the file, or evaluate anyway with "
+                            "--allow-changed-data")
+        log.warning("the data the run trained on changed since (%s); evaluating on them anyway", ", ".join(changed))
     cfg = on_this_machine(config.from_saved(summary["config"]), summary.get("working_dir"))
     start_runtime(cfg.trainer)
     scaling_path = run_dir / "scaling.json"
@@ -179,13 +186,13 @@ def on_this_machine(cfg: config.Config, working_dir: str | None) -> config.Confi
     return dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, platform=platform, cache_dir=None))
 
 
-def evaluate_run(run_dir: Path, split: str) -> dict[str, float]:
+def evaluate_run(run_dir: Path, split: str, allow_changed_data: bool = False) -> dict[str, float]:
     """Metrics of a finished run's params on one split, with the run's own config and scaling.
 
     Raises:
-      UserError: no such run folder, split or file.
+      UserError: no such run folder, split or file, or changed data (`restore_run`).
     """
-    problem, params = restore_run(run_dir)
+    problem, params = restore_run(run_dir, allow_changed_data)
     if split not in problem.data.splits():
         raise UserError(f"the run has no {split} split; it has {', '.join(problem.data.splits())}")
     scale = np.asarray(target_std(problem.data), problem.dtype)

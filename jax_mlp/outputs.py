@@ -161,6 +161,7 @@ class RunOutputs:
             "task": data.task,
             "loss": task.loss,
             "samples": {name: len(split) for name, split in data.splits().items()},
+            "data_files": list(data.files),  # evaluation refuses a file that changed since
             "classes": list(data.class_names),
             "dtype": jnp.dtype(self.problem.dtype).name,
             "precision": cfg.trainer.precision,

@@ -3,6 +3,7 @@ Parquet, columns by glob, and the encoding a run saves and evaluation reuses."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -176,6 +177,19 @@ def test_a_mixed_table_trains_and_evaluation_reuses_its_encoding(tmp_path):
     saved = json.loads((run / "features.json").read_text())
     assert saved["inputs"][:3] == ["island=Biscoe", "island=Dream", "island=Torgersen"]
     assert jobs.evaluate_run(run, "test")["accuracy"] == summary["test_accuracy"]
+    assert summary["data_files"] == [{"path": str(path), "size": path.stat().st_size,
+                                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}]
+    # The file shuffled in place: before, evaluation re-split it and reported other metrics silently.
+    pd.read_csv(path).sample(frac=1.0, random_state=1).to_csv(path, index=False)
+    with pytest.raises(UserError) as raised:
+        jobs.evaluate_run(run, "test")
+    assert str(raised.value) == (f"the data the run trained on changed since: {path} (changed); its splits and "
+                                 "metrics would not be the run's: restore the file, or evaluate anyway with "
+                                 "--allow-changed-data")
+    assert 0 <= jobs.evaluate_run(run, "test", allow_changed_data=True)["accuracy"] <= 1
+    path.unlink()
+    with pytest.raises(UserError, match=f"changed since: {path} \\(gone\\)"):
+        jobs.evaluate_run(run, "test")
 
 
 def test_the_palmer_penguins_train_end_to_end_beside_scikit_learn(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +41,8 @@ class Raw:
       feature_names, class_names: names where the source has them, else generated ones.
       test: a test split the source ships (MNIST's t10k files), else None.
       categorical: the feature columns that are categories besides the text ones.
-      origin: the file the samples come from ("" when none), and `lines` (n,) each one's line
-        there, for messages that point at a cell.
+      origin: the file the samples come from ("" when none), `lines` (n,) each one's row there
+        and `locate` that row in words (``line 7``), for messages that point at a cell.
     """
 
     x: Any
@@ -52,10 +54,14 @@ class Raw:
     categorical: frozenset[str] = frozenset()
     origin: str = ""
     lines: np.ndarray | None = None
+    locate: Callable[[int], str] | None = None
+    files: tuple[dict[str, Any], ...] = ()  # the files read, as `jax_mlp.files.fingerprint` describes them
 
     def where(self, row: int) -> str:
         """Sample `row` in words: ``FILE line N``, or ``sample N``."""
-        return f"{self.origin} line {int(self.lines[row])}" if self.lines is not None else f"sample {row}"
+        if self.lines is None or self.locate is None:
+            return f"sample {row}"
+        return f"{self.origin} {self.locate(int(self.lines[row]))}"
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class Dataset:
         class_names: as in `Raw`.
       scaling: what was applied to every split (fitted on train only).
       encoding: how the feature columns became inputs (learned on train only).
+      files: each file the data were read from, as `jax_mlp.files.fingerprint` describes it.
     """
 
     name: str
@@ -101,6 +108,7 @@ class Dataset:
     class_names: tuple[str, ...]
     scaling: Scaling
     encoding: FeatureEncoding
+    files: tuple[dict[str, Any], ...] = ()
 
     @property
     def input_size(self) -> int:
@@ -150,4 +158,4 @@ def load_dataset(cfg: Any, seed: int, scaling: Scaling | None = None,
     source_seed, split_seed = (int(s) >> 1 for s in np.random.SeedSequence(
         [seed, zlib.crc32(b"data")]).generate_state(2))
     raw = split.clean(loaders[cfg.source](cfg, source_seed), cfg.missing, cfg.drop_missing_labels)
-    return split.split_and_scale(raw, cfg, split_seed, scaling, encoding)
+    return dataclasses.replace(split.split_and_scale(raw, cfg, split_seed, scaling, encoding), files=raw.files)

@@ -14,6 +14,7 @@ from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw, Split
 from jax_mlp.data.labels import AUTO, decide_task, encode_labels
 from jax_mlp.data.tables import existing_file
 from jax_mlp.errors import UserError
+from jax_mlp.files import fingerprint
 
 
 def _targets(values: np.ndarray, task: str, cfg: Any, what: str) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -56,7 +57,8 @@ def read_npz(cfg: Any, seed: int) -> Raw:
     _check_npz_targets(y, cfg.task, f"{file}: {cfg.y_key!r}")
     task = decide_task(cfg.task, y, f"array {cfg.y_key!r}")
     y, classes = _targets(y, task, cfg, str(file))
-    return Raw(x.astype(np.float64), y, task, tuple(f"x{i}" for i in range(x.shape[1])), classes)
+    return Raw(x.astype(np.float64), y, task, tuple(f"x{i}" for i in range(x.shape[1])), classes,
+               origin=str(file), files=(fingerprint(file),))
 
 
 REAL_KINDS = "iuf"  # NumPy's dtype kinds of signed and unsigned integers and floats
@@ -137,7 +139,8 @@ def read_mnist(cfg: Any, seed: int) -> Raw:
     y_test, _ = encode_labels(arrays["test_labels"], len(classes), f"{found['test_labels']}")
     x_train = images(arrays["train_images"])
     return Raw(x_train, y_train, CLASSIFICATION, tuple(f"pixel{i}" for i in range(x_train.shape[1])),
-               classes, test=Split(images(arrays["test_images"]), y_test))
+               classes, test=Split(images(arrays["test_images"]), y_test),
+               files=tuple(map(fingerprint, found.values())))
 
 
 LOADERS: dict[str, Callable[[Any, int], Raw]] = {"npz": read_npz, "mnist": read_mnist}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw
 from jax_mlp.data.encoding import is_text
 from jax_mlp.data.labels import decide_task, encode_labels
 from jax_mlp.errors import UserError
+from jax_mlp.files import fingerprint
 
 log = logging.getLogger("jax_mlp")
+Locate = Callable[[int], str]  # a row of a table's file, by its position among the data rows, in words
 UNNAMED = "Unnamed: 0"  # pandas' name of a first column without a name (the index `DataFrame.to_csv` writes)
 
 
@@ -43,9 +46,10 @@ def existing_file(path: str | None, what: str = "data.path") -> Path:
     raise UserError(f"{what}: no file at {file}{where}{folder}" if not folder else f"{what}: {file}{folder}")
 
 
-def read_frame(cfg: Any) -> tuple[Any, Path, int]:
-    """The table ``data.path`` holds as a pandas DataFrame of text column names, the file, and the
-    file line of the frame's index 0 (its index keeps each row's position: line = index + that).
+def read_frame(cfg: Any) -> tuple[Any, Path, Locate, tuple[dict[str, Any], ...]]:
+    """The table ``data.path`` holds as a pandas DataFrame of text column names, the file, where
+    a row of the frame's index is in the file in words (``line 7``, ``row 5``: `locate`), and the
+    file's `jax_mlp.files.fingerprint`.
 
     Raises:
       UserError: a file that is not a table of this kind, not UTF-8 text, or holds no rows.
@@ -53,17 +57,19 @@ def read_frame(cfg: Any) -> tuple[Any, Path, int]:
     import pandas as pd
 
     file = existing_file(cfg.path)
+    files = (fingerprint(file),)
     if cfg.source == "parquet":
         try:
             frame = pd.read_parquet(file)
         except Exception as error:  # pyarrow's many error types for a file that is not Parquet
             raise UserError(f"{file} is not a Parquet file ({' '.join(str(error).split())[:200]})") from None
-        first_line = 0
+
+        def locate(row: int) -> str:
+            return f"row {row + 1}"
     else:
         try:  # utf-8-sig: the byte-order mark spreadsheet programs put first is not part of a column name
             frame = pd.read_csv(file, sep=csv_delimiter(cfg.delimiter), header=0 if cfg.header else None,
-                                decimal=cfg.decimal, encoding="utf-8-sig", skip_blank_lines=False,
-                                skipinitialspace=True)
+                                decimal=cfg.decimal, encoding="utf-8-sig", skipinitialspace=True)
         except UnicodeDecodeError as error:
             raise UserError(f"{file} is not UTF-8 text (byte {error.start}); save it as CSV in UTF-8") from None
         except pd.errors.EmptyDataError:
@@ -71,12 +77,25 @@ def read_frame(cfg: Any) -> tuple[Any, Path, int]:
         except pd.errors.ParserError as error:
             raise UserError(f"{file} is not a table of the columns its first line names: "
                             f"{_parser_problem(str(error), cfg.header)}") from None
-        first_line = 2 if cfg.header else 1
-        frame = frame.dropna(how="all")  # blank lines (kept above so that the index counts lines)
+
+        def locate(row: int) -> str:
+            return f"line {_file_line(file, row + (1 if cfg.header else 0))}"
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise UserError(f"{file} has no data rows")
-    return frame, file, first_line
+    return frame, file, locate, files
+
+
+def _file_line(file: Path, row: int) -> int:
+    """The 1-based line of `file` that holds its non-empty line number `row` (0-based; the reader
+    skips empty lines). Read only for a message: a file's lines are not counted while loading."""
+    with open(file, encoding="utf-8-sig", errors="replace") as f:
+        seen = -1
+        for number, line in enumerate(f, start=1):
+            seen += bool(line.strip())
+            if seen == row:
+                return number
+    return row + 1
 
 
 def _parser_problem(message: str, header: bool) -> str:
@@ -146,17 +165,17 @@ def read_table(cfg: Any, seed: int) -> Raw:
     against the feature columns (`choose_columns`). Features stay a DataFrame of numbers and text
     (text columns, and those in ``data.categorical``, are categories); an empty cell is a missing
     value. Rows without a target are dropped with ``data.drop_missing_labels``, else refused."""
-    frame, file, first_line = read_frame(cfg)
+    frame, file, locate, files = read_frame(cfg)
     names = list(frame.columns)
     if len(names) == 1:
         raise UserError(_one_column_hint(file, names[0], cfg))
     targets, features = choose_columns(cfg, names, file)
-    frame = _rows_with_targets(frame, targets, file, first_line, cfg.drop_missing_labels)
+    frame = _rows_with_targets(frame, targets, file, locate, cfg.drop_missing_labels)
     values = frame[targets].to_numpy()
     named = ", ".join(map(repr, targets))
     task = decide_task(cfg.task, values, f"column{'s' * (len(targets) > 1)} {named}")
     if task == REGRESSION:
-        y = _regression_targets(frame, targets, file, first_line, cfg)
+        y = _regression_targets(frame, targets, file, locate, cfg)
         classes: tuple[str, ...] = ()
     elif len(targets) > 1:
         raise UserError(f"{file}: classification takes one label column, got {len(targets)} ({named})")
@@ -165,19 +184,22 @@ def read_table(cfg: Any, seed: int) -> Raw:
     categorical = set(_columns(_listed(cfg.categorical), names, file, "data.categorical"))
     x = frame[features]
     _hint_decimal_commas(x, file, cfg, categorical)
-    _refuse_stray_text(x, file, first_line, categorical)
-    return Raw(x, y, task, tuple(features), classes, categorical=frozenset(categorical & set(features)),
-               origin=str(file), lines=frame.index.to_numpy() + first_line)
+    _refuse_stray_text(x, file, locate, categorical)
+    categorical &= set(features)
+    if not categorical and not any(is_text(x[name]) for name in features):  # numbers only: one array
+        x = x.to_numpy(np.float64, na_value=np.nan)  # often a view of pandas' own column-major block
+    return Raw(x, y, task, tuple(features), classes, categorical=frozenset(categorical),
+               origin=str(file), lines=frame.index.to_numpy(), locate=locate, files=files)
 
 
-def _rows_with_targets(frame: Any, targets: list[str], file: Path, first_line: int, drop: bool) -> Any:
+def _rows_with_targets(frame: Any, targets: list[str], file: Path, locate: Locate, drop: bool) -> Any:
     """`frame` without rows whose target is missing (empty) when `drop`; else refuses them."""
     missing = frame[targets].isna().to_numpy()
     rows = missing.any(axis=1)
     if not rows.any():
         return frame
     row, col = np.argwhere(missing)[0]
-    first, count = f"line {int(frame.index[row]) + first_line}, column {targets[col]!r}", int(rows.sum())
+    first, count = f"{locate(int(frame.index[row]))}, column {targets[col]!r}", int(rows.sum())
     if not drop:
         raise UserError(f"{file} {first}: no target ({count} row{'s' * (count > 1)} without one); set "
                         "data.drop_missing_labels=true to drop such rows, or give them one")
@@ -185,7 +207,7 @@ def _rows_with_targets(frame: Any, targets: list[str], file: Path, first_line: i
     return frame[~rows]
 
 
-def _refuse_stray_text(x: Any, file: Path, first_line: int, categorical: set[str]) -> None:
+def _refuse_stray_text(x: Any, file: Path, locate: Locate, categorical: set[str]) -> None:
     """Refuses a text cell in a column of numbers (at least `NUMERIC_SHARE` of its cells): a typo,
     or a missing value written as text, that would make the whole column categories."""
     import pandas as pd
@@ -198,7 +220,7 @@ def _refuse_stray_text(x: Any, file: Path, first_line: int, categorical: set[str
         text = numbers.isna() & column.notna()
         if text.any() and numbers.notna().sum() >= NUMERIC_SHARE * column.notna().sum():
             row = int(np.flatnonzero(text.to_numpy())[0])
-            raise UserError(f"{file} line {int(x.index[row]) + first_line}, column {name!r}: {str(column.iloc[row])!r} "
+            raise UserError(f"{file} {locate(int(x.index[row]))}, column {name!r}: {str(column.iloc[row])!r} "
                             "is not a number, as the column's other values are; correct it (an empty cell is a "
                             "missing value), or list the column in data.categorical")
 
@@ -206,7 +228,7 @@ def _refuse_stray_text(x: Any, file: Path, first_line: int, categorical: set[str
 NUMERIC_SHARE = 0.9  # of a text column's cells that are numbers, from which its text cells are refused
 
 
-def _regression_targets(frame: Any, targets: list[str], file: Path, first_line: int, cfg: Any) -> np.ndarray:
+def _regression_targets(frame: Any, targets: list[str], file: Path, locate: Locate, cfg: Any) -> np.ndarray:
     """The target columns as float64 (n, k); a text cell is refused with its line and column."""
     import pandas as pd
 
@@ -218,7 +240,7 @@ def _regression_targets(frame: Any, targets: list[str], file: Path, first_line: 
             row = bad.to_numpy().nonzero()[0][0]
             hint = (" (a decimal comma? set data.decimal=',')" if _decimal_comma(str(column.iloc[row]))
                     else " (set data.task=classification for class labels)")
-            raise UserError(f"{file} line {int(frame.index[row]) + first_line}, column {name!r}: "
+            raise UserError(f"{file} {locate(int(frame.index[row]))}, column {name!r}: "
                             f"{str(column.iloc[row])!r} is not a number{hint}")
     return frame[targets].apply(pd.to_numeric).to_numpy(np.float64)
 
@@ -233,9 +255,10 @@ def _hint_decimal_commas(x: Any, file: Path, cfg: Any, categorical: set[str]) ->
     if cfg.source != "csv" or cfg.decimal == ",":
         return
     for name in x.columns:
+        if name in categorical or not is_text(x[name]):
+            continue
         column = x[name].dropna()
-        if name not in categorical and is_text(column) and len(column) and all(map(_decimal_comma, map(
-                str, column.iloc[:100]))):
+        if len(column) and all(map(_decimal_comma, map(str, column.iloc[:100]))):
             raise UserError(f"{file}: column {name!r} holds numbers with a decimal comma ({column.iloc[0]!r}); set "
                             "data.decimal=',' (and a data.delimiter other than the comma, e.g. 'data.delimiter=;')")
 
