@@ -159,10 +159,12 @@ class NpzDataConfig(DataConfig):
 
 @dataclass
 class MnistDataConfig(DataConfig):
-    """MNIST or Fashion-MNIST (`name`) from the four IDX files in the folder `path`."""
+    """MNIST or Fashion-MNIST (`name`) from the four IDX files in the folder `path`, or downloaded."""
 
     source: str = "mnist"
-    path: Optional[str] = None
+    path: Optional[str] = None  # null: downloaded once into cache_dir (mnist, fashion_mnist)
+    cache_dir: Optional[str] = None  # null: $XDG_CACHE_HOME/jax_mlp/data (or ~/.cache/...)
+    mirrors: Optional[List[str]] = None  # base URLs tried in order; null: the published ones
 
 
 @dataclass
@@ -357,8 +359,9 @@ def with_paths_from(cfg: Config, folder: Path) -> Config:
         return str(Path(folder) / path)
 
     data = cfg.data
-    if hasattr(data, "path"):
-        data = dataclasses.replace(data, path=joined(data.path))
+    for key in ("path", "cache_dir"):
+        if hasattr(data, key):
+            data = dataclasses.replace(data, **{key: joined(getattr(data, key))})
     trainer = dataclasses.replace(cfg.trainer, resume=joined(cfg.trainer.resume),
                                   cache_dir=joined(cfg.trainer.cache_dir))
     return dataclasses.replace(cfg, data=data, trainer=trainer)

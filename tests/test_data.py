@@ -159,10 +159,10 @@ def test_missing_files(tmp_path):
     message = _error("data=mnist", f"data.path={tmp_path}")
     assert "lacks train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" in message
     assert "put the four MNIST or Fashion-MNIST IDX files there" in message
-    assert _error("data=mnist") == (  # it said "data.path=. lacks ...", looking in the working folder
-        "data.path is not set; give the folder of the four MNIST or Fashion-MNIST IDX files (train-images-idx3-ubyte, "
-        "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, each may end in .gz) with "
-        "data.path=DIR")
+    assert _error("data=mnist", "data.name=kmnist") == (  # without data.path, mnist and fashion_mnist download
+        "data.path is not set and data.name=kmnist is not a data set jax_mlp downloads (mnist, fashion_mnist); give "
+        "the folder of the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+        "t10k-labels-idx1-ubyte, each may end in .gz) with data.path=DIR")
 
 
 def test_csv_cell_that_is_not_a_number_names_row_and_column(tmp_path):

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from jax_mlp.data import downloads
 from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw, Split
 from jax_mlp.data.labels import AUTO, decide_task, encode_labels
 from jax_mlp.data.tables import existing_file
@@ -113,14 +114,21 @@ def read_idx(file: Path) -> np.ndarray:
 
 
 def read_mnist(cfg: Any, seed: int) -> Raw:
-    """MNIST or Fashion-MNIST from the four IDX files in the folder ``data.path``.
+    """MNIST or Fashion-MNIST from the four IDX files in the folder ``data.path``, or, without
+    one, downloaded once into the cache (`jax_mlp.data.downloads`).
 
     Pixels become floats in [0, 1], one row of 784 per image; the t10k files are the test split.
     """
-    if not cfg.path:
-        raise UserError("data.path is not set; give the folder of the four MNIST or Fashion-MNIST IDX files "
+    if cfg.path:
+        folder = Path(cfg.path).expanduser()
+    elif cfg.name in downloads.PUBLISHED:  # downloaded once into the cache
+        folder = downloads.fetch(cfg.name, downloads.PUBLISHED[cfg.name],
+                                 downloads.cache_folder(cfg.name, cfg.cache_dir),
+                                 tuple(cfg.mirrors) if cfg.mirrors else None)
+    else:
+        raise UserError(f"data.path is not set and data.name={cfg.name} is not a data set jax_mlp downloads "
+                        f"({', '.join(downloads.PUBLISHED)}); give the folder of the four IDX files "
                         f"({', '.join(MNIST_FILES.values())}, each may end in .gz) with data.path=DIR")
-    folder = Path(cfg.path).expanduser()
     found, missing = {}, []
     for role, stem in MNIST_FILES.items():
         candidates = [folder / stem, folder / f"{stem}.gz"]
