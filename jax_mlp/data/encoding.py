@@ -81,11 +81,11 @@ class FeatureEncoding:
         (n, d) of numbers) with columns `names`: text columns and those in `categorical` are
         categories; with `missing` an imputer's strategy, each column's fill (a category
         column's most frequent value whatever the strategy)."""
-        from sklearn.impute import SimpleImputer
-
         if isinstance(x, np.ndarray):  # numbers only: one imputer over every column, if any
             fills = [None] * len(names)
             if missing in IMPUTERS:
+                from sklearn.impute import SimpleImputer  # here: importing scikit-learn takes half a second
+
                 imputer = SimpleImputer(strategy=missing, keep_empty_features=True)
                 fills = [_plain(v) for v in imputer.fit(np.where(np.isinf(x), np.nan, x)).statistics_]
             return cls(tuple(Column(name, NUMBER, (), fill) for name, fill in zip(names, fills)), encoding,
@@ -98,6 +98,8 @@ class FeatureEncoding:
             cells = _category_cells(values) if kind == CATEGORY else _number_cells(values)
             fill = None
             if missing in IMPUTERS:
+                from sklearn.impute import SimpleImputer
+
                 strategy = missing if kind == NUMBER else "most_frequent"
                 imputer = SimpleImputer(strategy=strategy, keep_empty_features=True)
                 fill = _plain(imputer.fit(cells[:, None]).statistics_[0])
