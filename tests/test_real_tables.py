@@ -131,3 +131,12 @@ def test_outputs_follow_the_umask_and_a_refused_run_leaves_no_folder(run_script,
                          "data.target=y", cwd=tmp_path)
     assert (process.returncode, process.stderr) == (2, "jax_mlp: error: data.path: no file at /no/such.csv\n")
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_run_saved_with_data_drop_nonfinite_reads_as_data_missing():
+    saved = config.as_saved(_cfg("data=csv", "data.path=x.csv", "data.target=y"))
+    for dropped, missing in ((True, "drop"), (False, "error")):
+        data = {k: v for k, v in saved["data"].items() if k not in ("missing", "drop_missing_labels")}
+        old = {**saved, "data": {**data, "drop_nonfinite": dropped}}
+        cfg = config.from_saved(old)
+        assert (cfg.data.missing, cfg.data.drop_missing_labels) == (missing, dropped)
