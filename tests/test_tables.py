@@ -161,6 +161,10 @@ def test_messages_lead_to_the_fix(tmp_path, monkeypatch):
     assert _error("data=csv", f"data.path={commas}", "data.target=y", "data.delimiter=';'") == (
         f"{commas}: column 'a' holds numbers with a decimal comma ('0,5'); set data.decimal=',' (and a "
         "data.delimiter other than the comma, e.g. 'data.delimiter=;')")
+    target = tmp_path / "decimal_target.csv"
+    target.write_text("a;y\n" + "".join(f"{i};{i},5\n" for i in range(10)))  # before: ten text "classes"
+    assert _error("data=csv", f"data.path={target}", "data.target=y", "data.delimiter=';'").startswith(
+        f"{target}: column 'y' holds numbers with a decimal comma ('0,5'); set data.decimal=','")
     data = _load("data=csv", f"data.path={commas}", "data.target=y", "data.delimiter=';'", "data.decimal=','",
                  "data.standardize=false", "data.val_fraction=0", "data.test_fraction=0")
     assert sorted(data.train.x[:, 0]) == [i + 0.5 for i in range(10)]

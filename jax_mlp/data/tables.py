@@ -60,7 +60,7 @@ def read_frame(cfg: Any) -> tuple[Any, Path, Locate, tuple[dict[str, Any], ...]]
     files = (fingerprint(file),)
     if cfg.source == "parquet":
         try:
-            frame = pd.read_parquet(file)
+            frame = pd.read_parquet(file).reset_index(drop=True)  # positions, whatever index it saved
         except Exception as error:  # pyarrow's many error types for a file that is not Parquet
             raise UserError(f"{file} is not a Parquet file ({' '.join(str(error).split())[:200]})") from None
 
@@ -171,6 +171,7 @@ def read_table(cfg: Any, seed: int) -> Raw:
         raise UserError(_one_column_hint(file, names[0], cfg))
     targets, features = choose_columns(cfg, names, file)
     frame = _rows_with_targets(frame, targets, file, locate, cfg.drop_missing_labels)
+    _hint_decimal_commas(frame[targets], file, cfg, set())  # else taken as text labels
     values = frame[targets].to_numpy()
     named = ", ".join(map(repr, targets))
     task = decide_task(cfg.task, values, f"column{'s' * (len(targets) > 1)} {named}")
