@@ -140,3 +140,13 @@ def test_a_run_saved_with_data_drop_nonfinite_reads_as_data_missing():
         old = {**saved, "data": {**data, "drop_nonfinite": dropped}}
         cfg = config.from_saved(old)
         assert (cfg.data.missing, cfg.data.drop_missing_labels) == (missing, dropped)
+
+
+def test_the_default_command_imports_neither_scikit_learn_nor_pandas(train_cli, monkeypatch):
+    """Half a second each: only the data that need them import them (the seed note does not)."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # Python writes each import to stderr
+    process, _ = train_cli("trainer.steps=10")
+    assert process.returncode == 0
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in process.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "jax" in imported and not {"sklearn", "pandas", "pyarrow"} & imported
