@@ -148,6 +148,17 @@ class ParquetDataConfig(TableDataConfig):
 
 
 @dataclass
+class OpenmlDataConfig(TableDataConfig):
+    """An OpenML data set by `name` (and `version`) or `id`, through scikit-learn's fetch_openml."""
+
+    source: str = "openml"
+    target: Any = None  # null: the data set's default target
+    id: Optional[int] = None  # OpenML's data id; wins over name
+    version: Any = "active"  # active, or a version number
+    cache_dir: Optional[str] = None  # null: $XDG_CACHE_HOME/jax_mlp/data (scikit-learn's cache in it, openml/)
+
+
+@dataclass
 class NpzDataConfig(DataConfig):
     source: str = "npz"
     path: Optional[str] = None
@@ -255,7 +266,8 @@ class Config:
 DATA_SCHEMAS: dict[str, type] = {
     "inline": InlineDataConfig, "sine": SineDataConfig, "moons": MoonsDataConfig,
     "spirals": SpiralsDataConfig, "blobs": BlobsDataConfig, "sklearn": SklearnDataConfig,
-    "csv": CsvDataConfig, "parquet": ParquetDataConfig, "npz": NpzDataConfig, "mnist": MnistDataConfig,
+    "csv": CsvDataConfig, "parquet": ParquetDataConfig, "openml": OpenmlDataConfig, "npz": NpzDataConfig,
+    "mnist": MnistDataConfig,
 }
 OPTIMIZER_SCHEMAS: dict[str, type] = {name: _optimizer_schema(name, entry) for name, entry in optim.REGISTRY.items()}
 

@@ -16,7 +16,7 @@ from jax_mlp import config
 
 GROUPS = {"model": ["seed_note", "mlp"],
           "data": ["seed_note", "sine", "moons", "spirals", "blobs", "digits", "iris", "wine", "breast_cancer",
-                   "diabetes", "csv", "parquet", "npz", "mnist", "fashion_mnist"],
+                   "diabetes", "csv", "parquet", "openml", "npz", "mnist", "fashion_mnist"],
           "optimizer": ["sgd", "momentum", "adam", "adamw"],
           "trainer": ["default"]}
 SHARED_DATA_KEYS = ("val_fraction", "test_fraction", "standardize", "standardize_targets", "missing",

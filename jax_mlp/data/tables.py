@@ -4,9 +4,11 @@ number or glob, their targets decided and labelled. Feature columns stay as the 
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,45 @@ def read_table(cfg: Any, seed: int) -> Raw:
     (text columns, and those in ``data.categorical``, are categories); an empty cell is a missing
     value. Rows without a target are dropped with ``data.drop_missing_labels``, else refused."""
     frame, file, locate, files = read_frame(cfg)
+    return table_raw(frame, cfg, file, locate, files)
+
+
+def read_openml(cfg: Any, seed: int) -> Raw:
+    """A data set of OpenML (``data=openml data.name=NAME`` or ``data.id=ID``) through
+    scikit-learn's `fetch_openml`, kept in its cache (``data.cache_dir/openml``, by default
+    ``$XDG_CACHE_HOME/jax_mlp/data/openml``); its nominal columns are categories, its default
+    target the target unless ``data.target`` names others.
+
+    Raises:
+      UserError: no such data set, or no network and nothing cached.
+    """
+    import urllib.error
+
+    from sklearn.datasets import fetch_openml
+
+    from jax_mlp.data.downloads import cache_folder
+
+    home = cache_folder("openml", cfg.cache_dir)  # scikit-learn's data_home is its parent: it adds openml/
+    what = f"OpenML data set {cfg.id if cfg.id is not None else repr(cfg.name)}"
+    try:
+        with warnings.catch_warnings():  # its retry's warning: the line below says more
+            warnings.filterwarnings("ignore", message="A network error occurred", category=UserWarning)
+            bunch = fetch_openml(name=None if cfg.id is not None else cfg.name, data_id=cfg.id, version=cfg.version,
+                                 data_home=str(home.parent), as_frame=True, parser="auto", n_retries=1, delay=0.1)
+    except (urllib.error.URLError, OSError) as error:
+        raise UserError(f"cannot fetch the {what} ({getattr(error, 'reason', error)}) and scikit-learn's cache in "
+                        f"{home} does not hold it; connect, or copy a cache that does there") from None
+    except ValueError as error:  # no data set of that name or version
+        raise UserError(f"{what}: {' '.join(str(error).split())}") from None
+    frame = bunch.frame.reset_index(drop=True)
+    if cfg.target is None:
+        cfg = dataclasses.replace(cfg, target=list(bunch.target_names))
+    return table_raw(frame, cfg, what, lambda row: f"row {row + 1}", ())
+
+
+def table_raw(frame: Any, cfg: Any, file: Path | str, locate: Locate, files: tuple[dict[str, Any], ...]) -> Raw:
+    """The `Raw` samples of a table's DataFrame `frame` (columns chosen by `cfg`); `file` names
+    the table in messages, `locate` a row of it."""
     names = list(frame.columns)
     if len(names) == 1:
         raise UserError(_one_column_hint(file, names[0], cfg))
@@ -275,5 +316,5 @@ def _one_column_hint(file: Path, name: str, cfg: Any) -> str:
     return f"{file} holds one column ({name[:60]!r}); a table needs a target and at least one feature column"
 
 
-LOADERS = {"csv": read_table, "parquet": read_table}
+LOADERS = {"csv": read_table, "parquet": read_table, "openml": read_openml}
 __all__ = ["CLASSIFICATION", "LOADERS", "choose_columns", "csv_delimiter", "existing_file", "read_table"]
