@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jax_mlp.errors import UserError
+from jax_mlp.files import fingerprint
 
 log = logging.getLogger("jax_mlp")
 TIMEOUT_SECONDS = 30
@@ -54,14 +55,6 @@ def cache_folder(name: str, cache_dir: str | None = None) -> Path:
     return root / name
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch(name: str, published: Published, folder: Path, mirrors: tuple[str, ...] | None = None) -> Path:
     """`folder` holding every file of `published`, each checked: a cached file whose checksum
     matches is used as it is, another (corrupted) is fetched again, a missing one downloaded from
@@ -78,7 +71,7 @@ def fetch(name: str, published: Published, folder: Path, mirrors: tuple[str, ...
     for file, (size, digest) in published.files.items():
         path = folder / file
         if path.is_file():
-            if path.stat().st_size == size and sha256(path) == digest:
+            if path.stat().st_size == size and fingerprint(path)["sha256"] == digest:
                 continue
             log.warning("%s does not have its published checksum; fetching it again", path)
             path.unlink()

@@ -93,9 +93,8 @@ class FeatureEncoding:
         frame = _as_frame(x, names)
         columns = []
         for name in names:
-            values = frame[name]
-            kind = CATEGORY if name in categorical or is_text(values) else NUMBER
-            cells = _category_cells(values) if kind == CATEGORY else _number_cells(values)
+            kind = _kind(frame[name], name, categorical)
+            cells = _cells(frame[name], kind)
             fill = None
             if missing in IMPUTERS:
                 from sklearn.impute import SimpleImputer
@@ -131,8 +130,7 @@ class FeatureEncoding:
             return inputs
         blocks = []
         for column in self.columns:
-            values = frame[column.name]
-            cells = _category_cells(values) if column.kind == CATEGORY else _number_cells(values)
+            cells = _cells(frame[column.name], column.kind)
             if column.fill is not None:
                 cells = np.where(_missing(cells), np.asarray(column.fill, cells.dtype), cells)
             if column.kind == NUMBER:
@@ -185,6 +183,16 @@ def _as_frame(x: Any, names: tuple[str, ...]) -> Any:
     return x if isinstance(x, pd.DataFrame) else pd.DataFrame(np.asarray(x), columns=list(names), copy=False)
 
 
+def _kind(values: Any, name: str, categorical: frozenset[str]) -> str:
+    """A column's kind: `CATEGORY` for text and for the columns `categorical` names, else `NUMBER`."""
+    return CATEGORY if name in categorical or is_text(values) else NUMBER
+
+
+def _cells(values: Any, kind: str) -> np.ndarray:
+    """A column's cells as its `kind` takes them (`_category_cells`, `_number_cells`)."""
+    return _category_cells(values) if kind == CATEGORY else _number_cells(values)
+
+
 def _number_cells(values: Any) -> np.ndarray:
     """A numeric column as float64, an infinite value as missing (NaN)."""
     cells = values.to_numpy(np.float64, na_value=np.nan)
@@ -221,8 +229,7 @@ def missing_cells(x: Any, names: tuple[str, ...], categorical: frozenset[str]) -
     if isinstance(x, np.ndarray):
         return ~np.isfinite(x)
     frame = _as_frame(x, names)
-    return np.stack([_missing(_category_cells(frame[name]) if name in categorical or is_text(frame[name])
-                              else _number_cells(frame[name])) for name in names], axis=1)
+    return np.stack([_missing(_cells(frame[name], _kind(frame[name], name, categorical))) for name in names], axis=1)
 
 
 def is_text(values: Any) -> bool:

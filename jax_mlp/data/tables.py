@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jax_mlp.data.dataset import CLASSIFICATION, REGRESSION, Raw
+from jax_mlp.data.dataset import REGRESSION, Raw
 from jax_mlp.data.encoding import is_text
 from jax_mlp.data.labels import decide_task, encode_labels
 from jax_mlp.errors import UserError
@@ -43,9 +43,10 @@ def existing_file(path: str | None, what: str = "data.path") -> Path:
     file = Path(path).expanduser()
     if file.is_file():
         return file
+    if file.is_dir():
+        raise UserError(f"{what}: {file} is a folder; give a file in it")
     where = "" if file.is_absolute() else f" (a relative path, read from {Path.cwd()})"
-    folder = " is a folder; give a file in it" if file.is_dir() else ""
-    raise UserError(f"{what}: no file at {file}{where}{folder}" if not folder else f"{what}: {file}{folder}")
+    raise UserError(f"{what}: no file at {file}{where}")
 
 
 def read_frame(cfg: Any) -> tuple[Any, Path, Locate, tuple[dict[str, Any], ...]]:
@@ -252,16 +253,12 @@ def _rows_with_targets(frame: Any, targets: list[str], file: Path, locate: Locat
 def _refuse_stray_text(x: Any, file: Path, locate: Locate, categorical: set[str]) -> None:
     """Refuses a text cell in a column of numbers (at least `NUMERIC_SHARE` of its cells): a typo,
     or a missing value written as text, that would make the whole column categories."""
-    import pandas as pd
-
     for name in x.columns:
         column = x[name]
         if name in categorical or not is_text(column):
             continue
-        numbers = pd.to_numeric(column, errors="coerce")
-        text = numbers.isna() & column.notna()
-        if text.any() and numbers.notna().sum() >= NUMERIC_SHARE * column.notna().sum():
-            row = int(np.flatnonzero(text.to_numpy())[0])
+        numbers, row = _as_numbers(column)
+        if row is not None and numbers.notna().sum() >= NUMERIC_SHARE * column.notna().sum():
             raise UserError(f"{file} {locate(int(x.index[row]))}, column {name!r}: {str(column.iloc[row])!r} "
                             "is not a number, as the column's other values are; correct it (an empty cell is a "
                             "missing value), or list the column in data.categorical")
@@ -272,19 +269,27 @@ NUMERIC_SHARE = 0.9  # of a text column's cells that are numbers, from which its
 
 def _regression_targets(frame: Any, targets: list[str], file: Path, locate: Locate, cfg: Any) -> np.ndarray:
     """The target columns as float64 (n, k); a text cell is refused with its line and column."""
-    import pandas as pd
-
+    columns = []
     for name in targets:
         column = frame[name]
-        numbers = pd.to_numeric(column, errors="coerce")
-        bad = numbers.isna() & column.notna()
-        if bad.any():
-            row = bad.to_numpy().nonzero()[0][0]
+        numbers, row = _as_numbers(column)
+        if row is not None:
             hint = (" (a decimal comma? set data.decimal=',')" if _decimal_comma(str(column.iloc[row]))
                     else " (set data.task=classification for class labels)")
             raise UserError(f"{file} {locate(int(frame.index[row]))}, column {name!r}: "
                             f"{str(column.iloc[row])!r} is not a number{hint}")
-    return frame[targets].apply(pd.to_numeric).to_numpy(np.float64)
+        columns.append(numbers.to_numpy(np.float64, na_value=np.nan))
+    return np.stack(columns, axis=1)
+
+
+def _as_numbers(column: Any) -> tuple[Any, int | None]:
+    """A column's cells as numbers (NaN where missing or text), and the position of its first
+    cell of text that is no number (None when there is none)."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(column, errors="coerce")
+    text = (numbers.isna() & column.notna()).to_numpy()
+    return numbers, int(np.flatnonzero(text)[0]) if text.any() else None
 
 
 def _decimal_comma(text: str) -> bool:
@@ -307,8 +312,8 @@ def _hint_decimal_commas(x: Any, file: Path, cfg: Any, categorical: set[str]) ->
 
 def _one_column_hint(file: Path, name: str, cfg: Any) -> str:
     """The message for a CSV read as one column: most often the delimiter is another."""
-    for candidate in (";", "\t", "|", ","):
-        if cfg.source == "csv" and candidate != csv_delimiter(cfg.delimiter) and candidate in name:
+    for candidate in (";", "\t", "|", ",") if cfg.source == "csv" else ():
+        if candidate != csv_delimiter(cfg.delimiter) and candidate in name:
             shown = "tab" if candidate == "\t" else f"'{candidate}'"
             override = "data.delimiter=tab" if candidate == "\t" else f"'data.delimiter={candidate}'"
             return (f"{file} reads as one column named {name[:60]!r} with data.delimiter="
@@ -317,4 +322,3 @@ def _one_column_hint(file: Path, name: str, cfg: Any) -> str:
 
 
 LOADERS = {"csv": read_table, "parquet": read_table, "openml": read_openml}
-__all__ = ["CLASSIFICATION", "LOADERS", "choose_columns", "csv_delimiter", "existing_file", "read_table"]
